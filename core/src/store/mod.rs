@@ -1,0 +1,519 @@
+//! The phone's record store: one SQLite file, every record an Automerge
+//! document.
+//!
+//! Each write runs one Automerge transaction (one change), then one SQLite
+//! transaction that appends the change to the document's chunks, queues it
+//! in the outbox, refreshes the record's projection row and, when the chunks
+//! outgrow the snapshot, compacts them. When the API returns `Ok`, the
+//! SQLite transaction has committed in WAL mode with `synchronous=FULL`, so
+//! the record survives a process kill or a power cut.
+//!
+//! Lists read projection tables only; documents are loaded on demand and a
+//! few recently edited ones are kept in a small cache (a loaded document
+//! costs tens of kilobytes).
+//!
+//! Only this module knows the phone's SQL.
+
+mod api;
+mod error;
+pub mod migrations;
+mod projection;
+mod query;
+mod sync;
+
+pub use api::{FindingAction, NewFinding, NewSite};
+pub use error::{Result, StoreError};
+pub use query::{
+    FieldView, FindingFilter, FindingSummary, FindingView, InspectionFilter, InspectionSummary,
+    InspectionView, SiteFilter, SiteSummary, TimelineEntry,
+};
+pub use sync::{ApplyReport, IncomingRecord, OutboxEntry, PendingCounts};
+
+use crate::doc::{self, RecordKind};
+use crate::model::{Role, Templates};
+use automerge::{ActorId, Automerge, Change};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Who uses this store: one user on one device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub user: String,
+    pub role: Role,
+    /// Division-code prefixes the user may see and write.
+    pub areas: Vec<String>,
+    /// Stable id of this device (the app's installation).
+    pub device: String,
+}
+
+impl Identity {
+    /// Whether `code` lies inside one of the user's areas.
+    pub fn covers(&self, code: &str) -> bool {
+        self.areas.iter().any(|a| code.starts_with(a.as_str()))
+    }
+}
+
+/// A source of Unix-millisecond time; tests and simulations inject their own.
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+/// The system clock.
+pub fn system_clock() -> Clock {
+    Arc::new(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    })
+}
+
+/// Name of the database file inside a store folder.
+pub const DB_FILE: &str = "fieldbook.db";
+/// Name of the photo folder inside a store folder.
+pub const PHOTO_DIR: &str = "photos";
+/// Documents kept loaded after an edit. Small on purpose: memory on a
+/// mid-range phone matters more than reloading a document (~100 µs).
+pub const DOC_CACHE_MAX: usize = 8;
+
+/// The phone's store. Not `Sync`: wrap it in a mutex to share it.
+pub struct Store {
+    conn: Connection,
+    dir: PathBuf,
+    identity: Identity,
+    actor: ActorId,
+    templates: &'static Templates,
+    clock: Clock,
+    cache: VecDeque<(String, RecordKind, Automerge)>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("dir", &self.dir)
+            .field("identity", &self.identity)
+            .finish_non_exhaustive()
+    }
+}
+
+const KV_USER: &str = "identity.user";
+const KV_DEVICE: &str = "identity.device";
+const KV_ACTOR: &str = "identity.actor";
+
+impl Store {
+    /// Opens the store in folder `dir`, creating it on first use. A store
+    /// belongs to one user; opening it as another is refused.
+    pub fn open(dir: &Path, identity: Identity) -> Result<Store> {
+        Store::open_with_clock(dir, identity, system_clock())
+    }
+
+    /// As [`Store::open`], with an injected clock.
+    pub fn open_with_clock(dir: &Path, identity: Identity, clock: Clock) -> Result<Store> {
+        if identity.user.trim().is_empty() || identity.device.trim().is_empty() {
+            return Err(StoreError::BadInput(
+                "user and device must not be empty".into(),
+            ));
+        }
+        std::fs::create_dir_all(dir.join(PHOTO_DIR))?;
+        let path = dir.join(DB_FILE);
+        let corrupt = |e: &dyn std::fmt::Display| StoreError::CorruptDatabase {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        };
+        let mut conn = Connection::open(&path).map_err(|e| corrupt(&e))?;
+        // The first statement that reads the file tells a damaged file apart.
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+            .map_err(|e| corrupt(&e))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(corrupt(&format!("journal mode is {mode}")));
+        }
+        conn.execute_batch(
+            "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=5000;",
+        )
+        .map_err(|e| corrupt(&e))?;
+        let quick: String = conn
+            .query_row("PRAGMA quick_check", [], |r| r.get(0))
+            .map_err(|e| corrupt(&e))?;
+        if quick != "ok" {
+            return Err(corrupt(&quick));
+        }
+        migrations::migrate(&mut conn)?;
+
+        let tx = conn.transaction()?;
+        let user = kv_get(&tx, KV_USER)?;
+        let actor = match user {
+            Some(u) if u != identity.user => return Err(StoreError::WrongUser),
+            Some(_) => {
+                let hex =
+                    kv_get(&tx, KV_ACTOR)?.ok_or_else(|| corrupt(&"device identity missing"))?;
+                let bytes =
+                    hex_decode(&hex).ok_or_else(|| corrupt(&"device identity unreadable"))?;
+                ActorId::from(bytes)
+            }
+            None => {
+                let actor = ActorId::from(uuid::Uuid::now_v7().as_bytes().as_slice());
+                kv_set(&tx, KV_USER, &identity.user)?;
+                kv_set(&tx, KV_DEVICE, &identity.device)?;
+                kv_set(&tx, KV_ACTOR, &actor.to_hex_string())?;
+                actor
+            }
+        };
+        tx.commit()?;
+        Ok(Store {
+            conn,
+            dir: dir.to_owned(),
+            identity,
+            actor,
+            templates: Templates::builtin(),
+            clock,
+            cache: VecDeque::new(),
+        })
+    }
+
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    /// This device's Automerge actor id, hex. The server registers it at
+    /// login and refuses changes from any other actor for this device.
+    pub fn actor_hex(&self) -> String {
+        self.actor.to_hex_string()
+    }
+
+    pub fn templates(&self) -> &'static Templates {
+        self.templates
+    }
+
+    /// The folder the store lives in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub(crate) fn now(&self) -> i64 {
+        (self.clock)()
+    }
+
+    /// Replaces the clock (simulations skew phones' clocks).
+    pub fn set_clock(&mut self, clock: Clock) {
+        self.clock = clock;
+    }
+
+    /// Reads a setting (sync cursor, tokens' metadata).
+    pub fn setting(&self, key: &str) -> Result<Option<String>> {
+        kv_get(&self.conn, key)
+    }
+
+    /// Writes a setting durably.
+    pub fn set_setting(&mut self, key: &str, value: &str) -> Result<()> {
+        kv_set(&self.conn, key, value)
+    }
+
+    /// Runs SQLite's full integrity check (for recovery screens and tests).
+    pub fn integrity_check(&self) -> Result<String> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))?)
+    }
+
+    // ---- documents -------------------------------------------------------
+
+    /// A new record id: UUIDv7, so ids sort by creation time and keep SQL
+    /// indexes local.
+    pub(crate) fn new_id() -> String {
+        uuid::Uuid::now_v7().to_string()
+    }
+
+    /// Takes a document out of the cache, or loads it from SQLite.
+    pub(crate) fn take_doc(&mut self, id: &str) -> Result<Option<(RecordKind, Automerge)>> {
+        if let Some(pos) = self.cache.iter().position(|(i, _, _)| i == id) {
+            let (_, kind, doc) = self
+                .cache
+                .remove(pos)
+                .ok_or_else(|| StoreError::BadInput("cache".into()))?;
+            return Ok(Some((kind, doc)));
+        }
+        let row: Option<(String, Vec<u8>)> = self
+            .conn
+            .query_row(
+                "SELECT kind, snapshot FROM documents WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let Some((kind, snapshot)) = row else {
+            return Ok(None);
+        };
+        let kind = RecordKind::from_key(&kind).ok_or_else(|| StoreError::CorruptDocument {
+            id: id.into(),
+            reason: format!("unknown kind {kind}"),
+        })?;
+        let corrupt = |e: automerge::AutomergeError| StoreError::CorruptDocument {
+            id: id.into(),
+            reason: e.to_string(),
+        };
+        let mut doc = Automerge::load(&snapshot)
+            .map_err(corrupt)?
+            .with_actor(self.actor.clone());
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT bytes FROM doc_chunks WHERE doc_id = ?1 ORDER BY seq")?;
+        let chunks = st.query_map([id], |r| r.get::<_, Vec<u8>>(0))?;
+        for c in chunks {
+            merge_chunk(&mut doc, &c?).map_err(|reason| StoreError::CorruptDocument {
+                id: id.into(),
+                reason,
+            })?;
+        }
+        Ok(Some((kind, doc)))
+    }
+
+    pub(crate) fn put_back(&mut self, id: &str, kind: RecordKind, doc: Automerge) {
+        self.cache.push_front((id.to_owned(), kind, doc));
+        self.cache.truncate(DOC_CACHE_MAX);
+    }
+
+    /// Loads a document of the expected kind for reading.
+    pub(crate) fn load(&mut self, id: &str, expected: RecordKind) -> Result<Automerge> {
+        match self.take_doc(id)? {
+            Some((kind, doc)) if kind == expected => Ok(doc),
+            Some((kind, doc)) => {
+                self.put_back(id, kind, doc);
+                Err(StoreError::NotFound {
+                    kind: expected.key(),
+                    id: id.into(),
+                })
+            }
+            None => Err(StoreError::NotFound {
+                kind: expected.key(),
+                id: id.into(),
+            }),
+        }
+    }
+
+    /// Commits the local change just made to `doc` and persists it. On any
+    /// failure the document is dropped from memory, so the next read reloads
+    /// what SQLite has: the in-memory document never runs ahead of the file.
+    pub(crate) fn persist_local(
+        &mut self,
+        id: &str,
+        kind: RecordKind,
+        doc: Automerge,
+        change: Change,
+        extra: impl FnOnce(&Transaction<'_>) -> Result<()>,
+    ) -> Result<()> {
+        let now = self.now();
+        let res = (|| -> Result<()> {
+            let tx = self.conn.transaction()?;
+            let chunk = change.raw_bytes();
+            if !ensure_document_row(&tx, id, kind, &doc, now)? {
+                append_chunk(&tx, id, chunk, now)?;
+            }
+            tx.execute(
+                "INSERT OR IGNORE INTO outbox(hash, doc_id, kind, bytes, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![change.hash().to_string(), id, kind.key(), chunk, now],
+            )?;
+            projection::refresh(&tx, id, kind, &doc)?;
+            maybe_compact(&tx, id, &doc)?;
+            extra(&tx)?;
+            tx.commit()?;
+            Ok(())
+        })();
+        match res {
+            Ok(()) => {
+                self.put_back(id, kind, doc);
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Runs `edit` as one Automerge transaction on document `id`, then
+    /// persists the change. `edit` returning an error rolls everything back.
+    pub(crate) fn change_doc<T>(
+        &mut self,
+        id: &str,
+        kind: RecordKind,
+        edit: impl FnOnce(&mut automerge::transaction::Transaction<'_>) -> Result<T>,
+    ) -> Result<T> {
+        self.change_doc_with(id, kind, edit, |_| Ok(()))
+    }
+
+    /// As [`Store::change_doc`], running `extra` SQL in the same SQLite
+    /// transaction as the change.
+    pub(crate) fn change_doc_with<T>(
+        &mut self,
+        id: &str,
+        kind: RecordKind,
+        edit: impl FnOnce(&mut automerge::transaction::Transaction<'_>) -> Result<T>,
+        extra: impl FnOnce(&Transaction<'_>) -> Result<()>,
+    ) -> Result<T> {
+        let mut doc = self.load(id, kind)?;
+        let now = self.now();
+        let mut tx = doc.transaction();
+        let out = match edit(&mut tx) {
+            Ok(v) => v,
+            Err(e) => {
+                tx.rollback();
+                self.put_back(id, kind, doc);
+                return Err(e);
+            }
+        };
+        let (hash, _patches) =
+            tx.commit_with(automerge::transaction::CommitOptions::default().with_time(now / 1000));
+        if hash.is_none() {
+            self.put_back(id, kind, doc);
+            return Ok(out);
+        }
+        let change = doc
+            .get_last_local_change()
+            .ok_or_else(|| StoreError::CorruptDocument {
+                id: id.into(),
+                reason: "change vanished".into(),
+            })?;
+        self.persist_local(id, kind, doc, change, extra)?;
+        Ok(out)
+    }
+
+    /// Creates a new document written by `write`, persisted like any change.
+    pub(crate) fn create_doc(
+        &mut self,
+        id: &str,
+        kind: RecordKind,
+        write: impl FnOnce(&mut automerge::transaction::Transaction<'_>) -> doc::AmResult<()>,
+    ) -> Result<()> {
+        let mut doc = Automerge::new().with_actor(self.actor.clone());
+        let now = self.now();
+        let mut tx = doc.transaction();
+        write(&mut tx).map_err(|e| StoreError::CorruptDocument {
+            id: id.into(),
+            reason: e.to_string(),
+        })?;
+        tx.commit_with(automerge::transaction::CommitOptions::default().with_time(now / 1000));
+        let change = doc
+            .get_last_local_change()
+            .ok_or_else(|| StoreError::CorruptDocument {
+                id: id.into(),
+                reason: "empty record".into(),
+            })?;
+        self.persist_local(id, kind, doc, change, |_| Ok(()))
+    }
+
+    pub(crate) fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    pub(crate) fn conn_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+
+    pub(crate) fn forget_cached(&mut self, id: &str) {
+        self.cache.retain(|(i, _, _)| i != id);
+    }
+
+    /// Number of documents stored (all kinds).
+    pub fn document_count(&self) -> Result<u64> {
+        Ok(self
+            .conn
+            .query_row("SELECT count(*) FROM documents", [], |r| r.get::<_, i64>(0))?
+            as u64)
+    }
+}
+
+/// Inserts the document row with a full save if it is new (returns true),
+/// so a new record is stored as a snapshot rather than as chunks.
+pub(crate) fn ensure_document_row(
+    tx: &Transaction<'_>,
+    id: &str,
+    kind: RecordKind,
+    doc: &Automerge,
+    now: i64,
+) -> Result<bool> {
+    let exists: bool = tx.query_row(
+        "SELECT EXISTS(SELECT 1 FROM documents WHERE id = ?1)",
+        [id],
+        |r| r.get(0),
+    )?;
+    if !exists {
+        tx.execute(
+            "INSERT INTO documents(id, kind, snapshot, incr_bytes, incr_count, updated_at) VALUES (?1, ?2, ?3, 0, 0, ?4)",
+            params![id, kind.key(), doc.save(), now],
+        )?;
+    }
+    Ok(!exists)
+}
+
+/// Appends an incremental chunk (a change or a merged save).
+pub(crate) fn append_chunk(tx: &Transaction<'_>, id: &str, chunk: &[u8], now: i64) -> Result<()> {
+    tx.execute(
+        "INSERT INTO doc_chunks(doc_id, bytes) VALUES (?1, ?2)",
+        params![id, chunk],
+    )?;
+    tx.execute(
+        "UPDATE documents SET incr_bytes = incr_bytes + ?2, incr_count = incr_count + 1, updated_at = ?3 WHERE id = ?1",
+        params![id, chunk.len() as i64, now],
+    )?;
+    Ok(())
+}
+
+/// Replaces snapshot + chunks with one fresh save once the chunks outgrow
+/// the snapshot, inside the caller's transaction.
+pub(crate) fn maybe_compact(tx: &Transaction<'_>, id: &str, doc: &Automerge) -> Result<()> {
+    let (snap, incr): (i64, i64) = tx.query_row(
+        "SELECT length(snapshot), incr_bytes FROM documents WHERE id = ?1",
+        [id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    if incr > snap {
+        compact(tx, id, doc)?;
+    }
+    Ok(())
+}
+
+pub(crate) fn compact(tx: &Transaction<'_>, id: &str, doc: &Automerge) -> Result<()> {
+    tx.execute(
+        "UPDATE documents SET snapshot = ?2, incr_bytes = 0, incr_count = 0 WHERE id = ?1",
+        params![id, doc.save()],
+    )?;
+    tx.execute("DELETE FROM doc_chunks WHERE doc_id = ?1", [id])?;
+    Ok(())
+}
+
+/// Strictly decodes one chunk — a single change or a whole save — and merges
+/// it into `doc`. Automerge's own `load_incremental` skips chunks it cannot
+/// parse without saying so; a store must notice damaged bytes instead.
+pub(crate) fn merge_chunk(doc: &mut Automerge, data: &[u8]) -> std::result::Result<(), String> {
+    match Change::try_from(data) {
+        Ok(change) => doc
+            .apply_changes([change])
+            .map_err(|e| format!("change does not apply: {e}")),
+        Err(automerge::LoadChangeError::WrongChunkType) => {
+            let mut other =
+                Automerge::load(data).map_err(|e| format!("undecodable record: {e}"))?;
+            doc.merge(&mut other)
+                .map(drop)
+                .map_err(|e| format!("record does not merge: {e}"))
+        }
+        Err(e) => Err(format!("undecodable change: {e}")),
+    }
+}
+
+pub(crate) fn kv_get(conn: &Connection, key: &str) -> Result<Option<String>> {
+    Ok(conn
+        .query_row("SELECT value FROM kv WHERE key = ?1", [key], |r| r.get(0))
+        .optional()?)
+}
+
+pub(crate) fn kv_set(conn: &Connection, key: &str, value: &str) -> Result<()> {
+    conn.execute("INSERT INTO kv(key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value", params![key, value])?;
+    Ok(())
+}
+
+fn hex_decode(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}

@@ -1,0 +1,295 @@
+//! What the sync client needs from the store: the outbox of unacknowledged
+//! local changes, acknowledgement, and applying a page of remote records
+//! together with the new cursor in one transaction.
+
+use super::{
+    Result, Store, StoreError, append_chunk, ensure_document_row, maybe_compact, projection,
+};
+use crate::doc::{self, RecordKind};
+use automerge::{Automerge, ReadDoc};
+use rusqlite::params;
+
+/// A local change waiting for the server's acknowledgement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEntry {
+    /// Position in the outbox; changes go out in this (causal) order.
+    pub seq: i64,
+    /// Automerge change hash, hex.
+    pub hash: String,
+    pub doc_id: String,
+    pub kind: RecordKind,
+    /// The raw Automerge change.
+    pub bytes: Vec<u8>,
+}
+
+/// A record (or part of one) received from the server: exactly one
+/// Automerge change, or one full document save.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncomingRecord {
+    pub doc_id: String,
+    pub kind: RecordKind,
+    pub data: Vec<u8>,
+}
+
+/// What applying a page did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApplyReport {
+    /// Records that changed.
+    pub applied: Vec<String>,
+    /// Records whose data this store already had.
+    pub unchanged: Vec<String>,
+    /// Records refused, with the reason; nothing of them was stored.
+    pub rejected: Vec<(String, String)>,
+}
+
+/// What is waiting to go up.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PendingCounts {
+    pub changes: u64,
+    pub records: u64,
+    pub outbox_bytes: u64,
+    pub photos: u64,
+}
+
+impl Store {
+    /// The oldest unacknowledged changes, at most `max_changes` and about
+    /// `max_bytes` (always at least one change if any is pending, so one
+    /// large change cannot stall the queue).
+    pub fn outbox_batch(&self, max_changes: usize, max_bytes: usize) -> Result<Vec<OutboxEntry>> {
+        let mut st = self.conn().prepare_cached(
+            "SELECT seq, hash, doc_id, kind, bytes FROM outbox ORDER BY seq LIMIT ?1",
+        )?;
+        let rows = st.query_map([max_changes as i64], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, Vec<u8>>(4)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        let mut total = 0usize;
+        for row in rows {
+            let (seq, hash, doc_id, kind, bytes) = row?;
+            if !out.is_empty() && total + bytes.len() > max_bytes {
+                break;
+            }
+            total += bytes.len();
+            let kind = RecordKind::from_key(&kind).ok_or_else(|| StoreError::CorruptDocument {
+                id: doc_id.clone(),
+                reason: format!("outbox kind {kind}"),
+            })?;
+            out.push(OutboxEntry {
+                seq,
+                hash,
+                doc_id,
+                kind,
+                bytes,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Removes acknowledged changes from the outbox. Unknown hashes are
+    /// ignored (a repeated acknowledgement changes nothing).
+    pub fn acknowledge(&mut self, hashes: &[String]) -> Result<usize> {
+        let tx = self.conn_mut().transaction()?;
+        let mut n = 0;
+        {
+            let mut st = tx.prepare_cached("DELETE FROM outbox WHERE hash = ?1")?;
+            for h in hashes {
+                n += st.execute([h])?;
+            }
+        }
+        tx.commit()?;
+        Ok(n)
+    }
+
+    /// Counts of what waits for upload.
+    pub fn pending_counts(&self) -> Result<PendingCounts> {
+        let (changes, records, outbox_bytes): (i64, i64, i64) = self.conn().query_row(
+            "SELECT count(*), count(DISTINCT doc_id), coalesce(sum(length(bytes)), 0) FROM outbox",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
+        let photos: i64 = self.conn().query_row(
+            "SELECT count(*) FROM photos WHERE upload_state <> 'done'",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(PendingCounts {
+            changes: changes as u64,
+            records: records as u64,
+            outbox_bytes: outbox_bytes as u64,
+            photos: photos as u64,
+        })
+    }
+
+    /// The full save of one record (for sending a snapshot, or tests).
+    pub fn export_document(&mut self, id: &str) -> Result<(RecordKind, Vec<u8>)> {
+        let (kind, doc) = self.take_doc(id)?.ok_or_else(|| StoreError::NotFound {
+            kind: "record",
+            id: id.into(),
+        })?;
+        let bytes = doc.save();
+        self.put_back(id, kind, doc);
+        Ok((kind, bytes))
+    }
+
+    /// Applies a page of remote records and writes `settings` (the new sync
+    /// cursor) in one SQLite transaction. A record whose bytes do not decode,
+    /// are of another kind, or do not read as a valid record is rejected
+    /// alone and nothing of it is stored; the rest of the page lands.
+    pub fn apply_remote(
+        &mut self,
+        records: &[IncomingRecord],
+        settings: &[(&str, &str)],
+    ) -> Result<ApplyReport> {
+        let mut report = ApplyReport::default();
+        let mut touched: Vec<Touched<'_>> = Vec::new();
+        for rec in records {
+            // A record may appear several times in a page; later parts merge
+            // into the copy already held, and every new part is kept.
+            let held = touched.iter().position(|t| t.id == rec.doc_id);
+            let mut doc = match held {
+                Some(i) => Some((touched[i].kind, std::mem::take(&mut touched[i].doc))),
+                None => self.take_doc(&rec.doc_id)?,
+            };
+            match merge_one(&mut doc, rec, self.actor.clone()) {
+                Ok(changed) => {
+                    let Some((kind, d)) = doc else { continue };
+                    match held {
+                        Some(i) => {
+                            touched[i].doc = d;
+                            if changed {
+                                touched[i].chunks.push(&rec.data);
+                            }
+                        }
+                        None if changed => touched.push(Touched {
+                            id: rec.doc_id.clone(),
+                            kind,
+                            doc: d,
+                            chunks: vec![&rec.data],
+                        }),
+                        None => self.put_back(&rec.doc_id, kind, d),
+                    }
+                    if changed {
+                        report.applied.push(rec.doc_id.clone());
+                    } else {
+                        report.unchanged.push(rec.doc_id.clone());
+                    }
+                }
+                Err(reason) => {
+                    // The copy may hold part of the bad data: forget it, and
+                    // everything of this record in the page, so nothing of it
+                    // is stored and the next read reloads what SQLite has.
+                    if let Some(i) = held {
+                        touched.remove(i);
+                    }
+                    self.forget_cached(&rec.doc_id);
+                    report.applied.retain(|a| a != &rec.doc_id);
+                    report.rejected.push((rec.doc_id.clone(), reason));
+                }
+            }
+        }
+        let now = self.now();
+        let res = (|| -> Result<()> {
+            let tx = self.conn_mut().transaction()?;
+            for t in &touched {
+                if !ensure_document_row(&tx, &t.id, t.kind, &t.doc, now)? {
+                    for chunk in &t.chunks {
+                        append_chunk(&tx, &t.id, chunk, now)?;
+                    }
+                    maybe_compact(&tx, &t.id, &t.doc)?;
+                }
+                projection::refresh(&tx, &t.id, t.kind, &t.doc)?;
+            }
+            for (k, v) in settings {
+                tx.execute(
+                    "INSERT INTO kv(key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    params![k, v],
+                )?;
+            }
+            tx.commit()?;
+            Ok(())
+        })();
+        match res {
+            Ok(()) => {
+                for t in touched {
+                    self.put_back(&t.id, t.kind, t.doc);
+                }
+                Ok(report)
+            }
+            Err(e) => {
+                for t in &touched {
+                    self.forget_cached(&t.id);
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+/// A record changed by the page being applied.
+struct Touched<'a> {
+    id: String,
+    kind: RecordKind,
+    doc: Automerge,
+    /// The new parts received, appended as chunks if the record existed.
+    chunks: Vec<&'a [u8]>,
+}
+
+/// Merges one incoming record into `doc` (creating it if `None`). Returns
+/// whether anything new arrived; an error is the reason to reject it.
+fn merge_one(
+    doc: &mut Option<(RecordKind, Automerge)>,
+    rec: &IncomingRecord,
+    actor: automerge::ActorId,
+) -> Result<bool, String> {
+    match doc {
+        None => {
+            let mut d = Automerge::new().with_actor(actor);
+            super::merge_chunk(&mut d, &rec.data)?;
+            check(&d, rec.kind)?;
+            *doc = Some((rec.kind, d));
+            Ok(true)
+        }
+        Some((kind, d)) => {
+            if *kind != rec.kind {
+                return Err(format!(
+                    "record is a {}, the update says {}",
+                    kind.key(),
+                    rec.kind.key()
+                ));
+            }
+            // One change is new if the history lacks it (it may wait in
+            // Automerge's queue for a missing dependency, and must still be
+            // stored); a whole save is new if it moved the heads.
+            let single = automerge::Change::try_from(rec.data.as_slice()).ok();
+            let already = single
+                .as_ref()
+                .is_some_and(|c| d.get_change_by_hash(&c.hash()).is_some());
+            let before = d.get_heads();
+            super::merge_chunk(d, &rec.data)?;
+            let changed = if single.is_some() {
+                !already
+            } else {
+                d.get_heads() != before
+            };
+            if changed {
+                check(d, *kind)?;
+            }
+            Ok(changed)
+        }
+    }
+}
+
+fn check(d: &Automerge, kind: RecordKind) -> Result<(), String> {
+    let r = match kind {
+        RecordKind::Site => doc::site::read(d).map(drop),
+        RecordKind::Inspection => doc::inspection::read(d).map(drop),
+        RecordKind::Finding => doc::finding::read(d).map(drop),
+    };
+    r.map_err(|e| format!("not a valid {}: {e}", kind.key()))
+}
