@@ -1,5 +1,6 @@
 //! Property: replicas that receive the same changes, in any order, show the
 //! same records, statuses and projection rows.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly on purpose.
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Property: model → Automerge document → save → load → model is the
 //! identity, for every record kind.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly on purpose.
 
 use automerge::Automerge;
 use fieldbook_core::doc;
@@ -199,10 +200,8 @@ proptest! {
 
 #[test]
 fn documents_of_another_layout_are_errors_not_panics() {
-    let cases: Vec<(
-        Box<dyn Fn(&mut automerge::transaction::Transaction<'_>)>,
-        &str,
-    )> = vec![
+    type Write = Box<dyn Fn(&mut automerge::transaction::Transaction<'_>)>;
+    let cases: Vec<(Write, &str)> = vec![
         (Box::new(|_tx| {}), "schema is missing"),
         (
             Box::new(|tx| {

@@ -5,6 +5,7 @@
 //! reopens the store, and checks that every printed save is there and that
 //! SQLite's integrity check passes. Several rounds reuse the same folder, so
 //! later rounds also recover from the earlier kills.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly on purpose.
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Shared set-up for the store tests: real stores in temporary folders.
-#![allow(dead_code)]
+#![allow(dead_code)] // Each test binary uses a different part.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly on purpose.
 
 use fieldbook_core::model::{PhotoRef, Role, SiteKind, Value};
 use fieldbook_core::store::{Identity, NewSite, Store};
