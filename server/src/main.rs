@@ -1,1 +1,39 @@
-fn main() {}
+//! `fieldbook`: one binary for the server and its tools (DESIGN §8).
+//!
+//! Each verb lives in its own module; `main` only parses arguments and
+//! reports errors. `anyhow` is used here and in the verbs, never in the
+//! libraries.
+
+mod demo;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Offline-first field inspections for rural environmental work.
+#[derive(Parser)]
+#[command(name = "fieldbook", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    verb: Verb,
+}
+
+#[derive(Subcommand)]
+enum Verb {
+    /// Walk through Fieldbook on the Luoyang data set: a phone store,
+    /// inspections, a supervisor's review, and what was stored.
+    Demo(demo::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.verb {
+        Verb::Demo(args) => demo::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("fieldbook: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
