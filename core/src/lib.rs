@@ -11,4 +11,6 @@
 
 pub mod doc;
 pub mod model;
+pub mod photo;
 pub mod store;
+pub mod sync;

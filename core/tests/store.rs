@@ -556,7 +556,7 @@ fn the_store_is_the_same_after_reopening() {
         let site = toilet_site(&mut s);
         let id = complete_inspection(&mut s, &site);
         // Enough edits to force compaction several times.
-        for i in 0..60 {
+        for i in 0..200 {
             s.set_answer(
                 &id,
                 "satisfaction",

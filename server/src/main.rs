@@ -4,7 +4,10 @@
 //! reports errors. `anyhow` is used here and in the verbs, never in the
 //! libraries.
 
+mod admin;
 mod demo;
+mod photo_cmd;
+mod serve;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -22,12 +25,24 @@ enum Verb {
     /// Walk through Fieldbook on the Luoyang data set: a phone store,
     /// inspections, a supervisor's review, and what was stored.
     Demo(demo::Args),
+    /// Photo tools: `photo compress IN OUT` runs the phone's pipeline.
+    Photo(photo_cmd::Args),
+    /// Run the sync server.
+    Serve(serve::Args),
+    /// Manage users, devices and the site registry of a data folder.
+    Admin(admin::Args),
+    /// Simulated phones against a running server, for load and fault tests.
+    Sim(fieldbook_server::sim::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.verb {
         Verb::Demo(args) => demo::run(args),
+        Verb::Serve(args) => serve::run(args),
+        Verb::Admin(args) => admin::run(args),
+        Verb::Sim(args) => fieldbook_server::sim::run(args),
+        Verb::Photo(args) => photo_cmd::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

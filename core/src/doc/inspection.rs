@@ -14,7 +14,6 @@
 
 use super::*;
 use crate::model::{GpsFix, Inspection, Note, SiteKind};
-use std::collections::BTreeMap;
 
 /// Writes a whole inspection into an empty document (creation, or tests).
 pub fn create(tx: &mut impl Transactable, i: &Inspection) -> AmResult<()> {
@@ -100,6 +99,53 @@ pub fn add_event(tx: &mut impl Transactable, e: &Event) -> AmResult<()> {
     append_event(tx, &events, e)
 }
 
+/// The parts of an inspection that decide who may do what to it, and its
+/// projection counts: cheaper to read than the whole record, which matters
+/// because every write reads it twice (before, to check; after, to project).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Head {
+    pub id: String,
+    pub site_id: String,
+    pub site_kind: SiteKind,
+    pub village_code: String,
+    pub template_version: u32,
+    pub inspector: String,
+    pub started_at: i64,
+    pub events: Vec<Event>,
+    /// Answered fields.
+    pub answered: usize,
+    /// Fields with concurrent values.
+    pub conflicts: usize,
+    pub photos: usize,
+}
+
+/// Reads the [`Head`] of an inspection.
+pub fn read_head(doc: &impl ReadDoc) -> Result<Head, DocError> {
+    let id = expect_type(doc, RecordKind::Inspection)?;
+    let r = &ROOT;
+    let kind = req_str(doc, r, "site_kind", "site_kind")?;
+    let answers = req_obj(doc, r, "answers", ObjType::Map, "answers")?;
+    let (mut answered, mut conflicts) = (0, 0);
+    for item in doc.map_range(&answers, ..) {
+        answered += 1;
+        conflicts += usize::from(item.conflict);
+    }
+    Ok(Head {
+        id,
+        site_id: req_str(doc, r, "site_id", "site_id")?,
+        site_kind: SiteKind::from_key(&kind)
+            .ok_or_else(|| DocError::Malformed { path: "site_kind".into(), reason: format!("unknown site kind {kind:?}") })?,
+        village_code: req_str(doc, r, "village_code", "village_code")?,
+        template_version: req_u32(doc, r, "template_version", "template_version")?,
+        inspector: req_str(doc, r, "inspector", "inspector")?,
+        started_at: req_i64(doc, r, "started_at", "started_at")?,
+        events: read_events(doc, &req_obj(doc, r, "events", ObjType::List, "events")?, "events")?,
+        answered,
+        conflicts,
+        photos: doc.length(req_obj(doc, r, "photos", ObjType::Map, "photos")?),
+    })
+}
+
 /// Reads an inspection; every malformed part is an error naming its path.
 pub fn read(doc: &impl ReadDoc) -> Result<Inspection, DocError> {
     let id = expect_type(doc, RecordKind::Inspection)?;
@@ -125,19 +171,7 @@ pub fn read(doc: &impl ReadDoc) -> Result<Inspection, DocError> {
         }
     };
     let answers_obj = req_obj(doc, r, "answers", ObjType::Map, "answers")?;
-    let mut answers = BTreeMap::new();
-    let mut conflicts = BTreeMap::new();
-    for key in doc.keys(&answers_obj) {
-        let path = format!("answers.{}", short(&key));
-        let mut all = all_values(doc, &answers_obj, &key, &path)?;
-        if all.is_empty() {
-            continue;
-        }
-        if all.len() > 1 {
-            conflicts.insert(key.clone(), all.clone());
-        }
-        answers.insert(key, all.swap_remove(0));
-    }
+    let (answers, conflicts) = read_value_map(doc, &answers_obj, "answers")?;
     let notes_obj = req_obj(doc, r, "notes", ObjType::List, "notes")?;
     let mut notes = Vec::new();
     for i in 0..doc.length(&notes_obj) {

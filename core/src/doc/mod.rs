@@ -344,6 +344,36 @@ pub(crate) fn all_values(
     Ok(out)
 }
 
+/// Reads a map of values in one pass: the winning value of every key, and
+/// all values of the keys edited concurrently (winner first). Looking up
+/// keys one by one costs a search each; a range scan visits each once.
+pub(crate) type ValueMaps = (std::collections::BTreeMap<String, Value>, std::collections::BTreeMap<String, Vec<Value>>);
+
+pub(crate) fn read_value_map(doc: &impl ReadDoc, obj: &ObjId, path: &str) -> Result<ValueMaps, DocError> {
+    let mut winners = std::collections::BTreeMap::new();
+    let mut conflicts = std::collections::BTreeMap::new();
+    for item in doc.map_range(obj, ..) {
+        let key = item.key.into_owned();
+        let p = || format!("{path}.{}", short(&key));
+        if item.conflict {
+            let all = all_values(doc, obj, &key, &p())?;
+            if let Some(w) = all.first() {
+                winners.insert(key.clone(), w.clone());
+            }
+            conflicts.insert(key, all);
+            continue;
+        }
+        match item.value.into_value() {
+            automerge::Value::Scalar(s) => {
+                let v = value_from_scalar(&s, &p())?;
+                winners.insert(key, v);
+            }
+            automerge::Value::Object(t) => return Err(DocError::malformed(p(), format!("expected a value, found a {t}"))),
+        }
+    }
+    Ok((winners, conflicts))
+}
+
 /// Reads a `{lat, lon}` map.
 pub(crate) fn read_point(
     doc: &impl ReadDoc,
@@ -467,9 +497,17 @@ pub(crate) fn read_photos(
     path: &str,
 ) -> Result<Vec<PhotoRef>, DocError> {
     let mut out = Vec::new();
-    for hash in doc.keys(photos) {
+    let entries: Vec<(String, Option<ObjId>)> = doc
+        .map_range(photos, ..)
+        .map(|item| {
+            let is_map = matches!(item.value, automerge::ValueRef::Object(ObjType::Map));
+            let id = if is_map { Some(item.id()) } else { None };
+            (item.key.into_owned(), id)
+        })
+        .collect();
+    for (hash, o) in entries {
         let p = format!("{path}.{hash}");
-        let o = req_obj(doc, photos, &hash, ObjType::Map, &p)?;
+        let o = o.ok_or_else(|| DocError::malformed(&p, "expected a photo map"))?;
         let u32_of =
             |key: &str| -> Result<u32, DocError> { req_u32(doc, &o, key, &format!("{p}.{key}")) };
         let bytes = req_i64(doc, &o, "bytes", &format!("{p}.bytes"))?;

@@ -9,7 +9,6 @@
 
 use super::*;
 use crate::model::{Site, SiteKind, SiteSource};
-use std::collections::BTreeMap;
 
 pub fn create(tx: &mut impl Transactable, s: &Site) -> AmResult<()> {
     write_header(tx, RecordKind::Site, &s.id)?;
@@ -39,18 +38,7 @@ pub fn read(doc: &impl ReadDoc) -> Result<Site, DocError> {
         None => None,
     };
     let attrs_obj = req_obj(doc, r, "attributes", ObjType::Map, "attributes")?;
-    let mut attributes = BTreeMap::new();
-    for key in doc.keys(&attrs_obj) {
-        let mut all = all_values(
-            doc,
-            &attrs_obj,
-            &key,
-            &format!("attributes.{}", short(&key)),
-        )?;
-        if !all.is_empty() {
-            attributes.insert(key, all.swap_remove(0));
-        }
-    }
+    let (attributes, _) = read_value_map(doc, &attrs_obj, "attributes")?;
     Ok(Site {
         id,
         kind: SiteKind::from_key(&kind).ok_or_else(|| DocError::Malformed {

@@ -170,12 +170,12 @@ impl Store {
             )));
         }
         self.require_scope(&s.village_code)?;
-        if let Some(p) = &s.location {
-            if !p.is_valid() {
-                return Err(StoreError::BadInput(
-                    "site location is off the globe".into(),
-                ));
-            }
+        if let Some(p) = &s.location
+            && !p.is_valid()
+        {
+            return Err(StoreError::BadInput(
+                "site location is off the globe".into(),
+            ));
         }
         let specs = s.kind.attributes();
         let mut problems = Vec::new();
@@ -275,6 +275,24 @@ impl Store {
     }
 
     /// Loads an inspection the current user may edit now.
+    /// The head of an inspection the current user may edit now.
+    fn editable_head(&mut self, id: &str, action: &'static str) -> Result<doc::inspection::Head> {
+        self.require_role(&[Role::Inspector], action)?;
+        let doc = self.load(id, RecordKind::Inspection)?;
+        let head = doc::inspection::read_head(&doc).map_err(|source| StoreError::MalformedDocument { id: id.into(), source });
+        self.put_back(id, RecordKind::Inspection, doc);
+        let ins = head?;
+        self.require_scope(&ins.village_code)?;
+        if ins.inspector != self.identity.user {
+            return Err(StoreError::Forbidden { role: self.identity.role, action });
+        }
+        let st = fold_inspection(&ins.events);
+        if !st.status.editable() {
+            return Err(StoreError::IllegalTransition { action, status: st.status.key() });
+        }
+        Ok(ins)
+    }
+
     fn editable_inspection(&mut self, id: &str, action: &'static str) -> Result<Inspection> {
         self.require_role(&[Role::Inspector], action)?;
         let ins = self.read_inspection(id)?;
@@ -309,7 +327,7 @@ impl Store {
                 answers.len()
             )));
         }
-        let ins = self.editable_inspection(id, "edit answers of")?;
+        let ins = self.editable_head(id, "edit answers of")?;
         let t = self.template_for(ins.site_kind, ins.template_version)?;
         let problems: Vec<Problem> = answers
             .iter()
@@ -353,7 +371,7 @@ impl Store {
                 "GPS fix is off the globe or has a negative accuracy".into(),
             ));
         }
-        self.editable_inspection(id, "set the location of")?;
+        self.editable_head(id, "set the location of")?;
         self.change_doc(id, RecordKind::Inspection, |tx| {
             doc::inspection::set_location(tx, &fix).map_err(am_err(id))
         })
@@ -397,7 +415,7 @@ impl Store {
     /// Adds a free note.
     pub fn add_note(&mut self, id: &str, text: &str) -> Result<()> {
         check_text("note", text, TEXT_CHARS_MAX, true)?;
-        self.editable_inspection(id, "add notes to")?;
+        self.editable_head(id, "add notes to")?;
         let note = Note {
             id: Store::new_id(),
             text: text.to_owned(),

@@ -60,6 +60,10 @@ pub enum StoreError {
     /// A file-system failure.
     #[error("file error: {0}")]
     Io(#[from] std::io::Error),
+    /// The photo was refused (too large, a decompression bomb, truncated,
+    /// damaged, not JPEG/PNG) or could not be compressed; nothing was stored.
+    #[error(transparent)]
+    Photo(#[from] crate::photo::PhotoError),
 }
 
 impl From<rusqlite::Error> for StoreError {

@@ -8,8 +8,13 @@
 use rusqlite::Connection;
 
 /// Every migration in order; index + 1 is the version it produces.
-pub const MIGRATIONS: &[(&str, &str)] =
-    &[("001_initial", include_str!("migrations/001_initial.sql"))];
+pub const MIGRATIONS: &[(&str, &str)] = &[
+    ("001_initial", include_str!("migrations/001_initial.sql")),
+    (
+        "002_sync_rejections",
+        include_str!("migrations/002_sync_rejections.sql"),
+    ),
+];
 
 /// The schema version this build writes.
 pub const LATEST: u32 = MIGRATIONS.len() as u32;

@@ -17,6 +17,7 @@
 mod api;
 mod error;
 pub mod migrations;
+mod photos;
 mod projection;
 mod query;
 mod sync;
@@ -27,7 +28,9 @@ pub use query::{
     FieldView, FindingFilter, FindingSummary, FindingView, InspectionFilter, InspectionSummary,
     InspectionView, SiteFilter, SiteSummary, TimelineEntry,
 };
-pub use sync::{ApplyReport, IncomingRecord, OutboxEntry, PendingCounts};
+pub use sync::{
+    ApplyReport, IncomingRecord, OutboxEntry, OutgoingItem, PendingCounts, PendingPhoto, SyncRejection,
+};
 
 use crate::doc::{self, RecordKind};
 use crate::model::{Role, Templates};
@@ -113,51 +116,16 @@ impl Store {
                 "user and device must not be empty".into(),
             ));
         }
-        std::fs::create_dir_all(dir.join(PHOTO_DIR))?;
-        let path = dir.join(DB_FILE);
-        let corrupt = |e: &dyn std::fmt::Display| StoreError::CorruptDatabase {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        };
-        let mut conn = Connection::open(&path).map_err(|e| corrupt(&e))?;
-        // The first statement that reads the file tells a damaged file apart.
-        let mode: String = conn
-            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
-            .map_err(|e| corrupt(&e))?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(corrupt(&format!("journal mode is {mode}")));
-        }
-        conn.execute_batch(
-            "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=5000;",
-        )
-        .map_err(|e| corrupt(&e))?;
-        let quick: String = conn
-            .query_row("PRAGMA quick_check", [], |r| r.get(0))
-            .map_err(|e| corrupt(&e))?;
-        if quick != "ok" {
-            return Err(corrupt(&quick));
-        }
-        migrations::migrate(&mut conn)?;
-
+        let (mut conn, actor) = open_db(dir)?;
         let tx = conn.transaction()?;
-        let user = kv_get(&tx, KV_USER)?;
-        let actor = match user {
+        match kv_get(&tx, KV_USER)? {
             Some(u) if u != identity.user => return Err(StoreError::WrongUser),
-            Some(_) => {
-                let hex =
-                    kv_get(&tx, KV_ACTOR)?.ok_or_else(|| corrupt(&"device identity missing"))?;
-                let bytes =
-                    hex_decode(&hex).ok_or_else(|| corrupt(&"device identity unreadable"))?;
-                ActorId::from(bytes)
-            }
+            Some(_) => {}
             None => {
-                let actor = ActorId::from(uuid::Uuid::now_v7().as_bytes().as_slice());
                 kv_set(&tx, KV_USER, &identity.user)?;
                 kv_set(&tx, KV_DEVICE, &identity.device)?;
-                kv_set(&tx, KV_ACTOR, &actor.to_hex_string())?;
-                actor
             }
-        };
+        }
         tx.commit()?;
         Ok(Store {
             conn,
@@ -168,6 +136,13 @@ impl Store {
             clock,
             cache: VecDeque::new(),
         })
+    }
+
+    /// Creates the store folder if needed and returns this device's actor
+    /// id (hex) without opening the store for a user: a phone logs in with
+    /// it before it knows its user's role and areas.
+    pub fn prepare(dir: &Path) -> Result<String> {
+        Ok(open_db(dir)?.1.to_hex_string())
     }
 
     pub fn identity(&self) -> &Identity {
@@ -308,9 +283,7 @@ impl Store {
             if !ensure_document_row(&tx, id, kind, &doc, now)? {
                 append_chunk(&tx, id, chunk, now)?;
             }
-            tx.execute(
-                "INSERT OR IGNORE INTO outbox(hash, doc_id, kind, bytes, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![change.hash().to_string(), id, kind.key(), chunk, now],
+            tx.prepare_cached("INSERT OR IGNORE INTO outbox(hash, doc_id, kind, bytes, created_at) VALUES (?1, ?2, ?3, ?4, ?5)")?.execute(params![change.hash().to_string(), id, kind.key(), chunk, now],
             )?;
             projection::refresh(&tx, id, kind, &doc)?;
             maybe_compact(&tx, id, &doc)?;
@@ -419,6 +392,55 @@ impl Store {
     }
 }
 
+/// Opens (creating) the database of a store folder, checks it, brings the
+/// schema up to date, and returns it with the device's actor id.
+fn open_db(dir: &Path) -> Result<(Connection, ActorId)> {
+    std::fs::create_dir_all(dir.join(PHOTO_DIR))?;
+    let path = dir.join(DB_FILE);
+    let corrupt = |e: &dyn std::fmt::Display| StoreError::CorruptDatabase {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    };
+    let mut conn = Connection::open(&path).map_err(|e| corrupt(&e))?;
+    // The first statement that reads the file tells a damaged file apart.
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+        .map_err(|e| corrupt(&e))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(corrupt(&format!("journal mode is {mode}")));
+    }
+    conn.execute_batch(
+        "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=5000;",
+    )
+    .map_err(|e| corrupt(&e))?;
+    // No full-file check here: it reads the whole database (60 ms for
+    // 20,000 records, far more from cold flash) on every open, while WAL with
+    // synchronous=FULL does not tear pages on a crash. Damage shows as
+    // SQLITE_CORRUPT on use and maps to `CorruptDatabase`;
+    // `integrity_check` serves a recovery screen.
+    migrations::migrate(&mut conn).map_err(|e| match e {
+        migrations::MigrationError::Failed { source, .. } | migrations::MigrationError::Version(source)
+            if matches!(source.sqlite_error_code(), Some(rusqlite::ffi::ErrorCode::DatabaseCorrupt | rusqlite::ffi::ErrorCode::NotADatabase)) =>
+        {
+            corrupt(&source)
+        }
+        other => StoreError::Migration(other),
+    })?;
+    let tx = conn.transaction()?;
+    let actor = match kv_get(&tx, KV_ACTOR)? {
+        Some(hex) => {
+            ActorId::from(hex_decode(&hex).ok_or_else(|| corrupt(&"device identity unreadable"))?)
+        }
+        None => {
+            let actor = ActorId::from(uuid::Uuid::now_v7().as_bytes().as_slice());
+            kv_set(&tx, KV_ACTOR, &actor.to_hex_string())?;
+            actor
+        }
+    };
+    tx.commit()?;
+    Ok((conn, actor))
+}
+
 /// Inserts the document row with a full save if it is new (returns true),
 /// so a new record is stored as a snapshot rather than as chunks.
 pub(crate) fn ensure_document_row(
@@ -428,15 +450,11 @@ pub(crate) fn ensure_document_row(
     doc: &Automerge,
     now: i64,
 ) -> Result<bool> {
-    let exists: bool = tx.query_row(
-        "SELECT EXISTS(SELECT 1 FROM documents WHERE id = ?1)",
-        [id],
+    let exists: bool = tx.prepare_cached("SELECT EXISTS(SELECT 1 FROM documents WHERE id = ?1)")?.query_row([id],
         |r| r.get(0),
     )?;
     if !exists {
-        tx.execute(
-            "INSERT INTO documents(id, kind, snapshot, incr_bytes, incr_count, updated_at) VALUES (?1, ?2, ?3, 0, 0, ?4)",
-            params![id, kind.key(), doc.save(), now],
+        tx.prepare_cached("INSERT INTO documents(id, kind, snapshot, incr_bytes, incr_count, updated_at) VALUES (?1, ?2, ?3, 0, 0, ?4)")?.execute(params![id, kind.key(), doc.save(), now],
         )?;
     }
     Ok(!exists)
@@ -444,37 +462,34 @@ pub(crate) fn ensure_document_row(
 
 /// Appends an incremental chunk (a change or a merged save).
 pub(crate) fn append_chunk(tx: &Transaction<'_>, id: &str, chunk: &[u8], now: i64) -> Result<()> {
-    tx.execute(
-        "INSERT INTO doc_chunks(doc_id, bytes) VALUES (?1, ?2)",
-        params![id, chunk],
+    tx.prepare_cached("INSERT INTO doc_chunks(doc_id, bytes) VALUES (?1, ?2)")?.execute(params![id, chunk],
     )?;
-    tx.execute(
-        "UPDATE documents SET incr_bytes = incr_bytes + ?2, incr_count = incr_count + 1, updated_at = ?3 WHERE id = ?1",
-        params![id, chunk.len() as i64, now],
+    tx.prepare_cached("UPDATE documents SET incr_bytes = incr_bytes + ?2, incr_count = incr_count + 1, updated_at = ?3 WHERE id = ?1")?.execute(params![id, chunk.len() as i64, now],
     )?;
     Ok(())
 }
 
+/// Chunks a record may gather before compaction is considered, bytes. A
+/// save costs a full encode and deflate; compacting a small record after
+/// every change would spend more than the chunks ever cost to load.
+pub const COMPACT_FLOOR_BYTES: i64 = 8 << 10;
+
 /// Replaces snapshot + chunks with one fresh save once the chunks outgrow
-/// the snapshot, inside the caller's transaction.
+/// the snapshot (and the floor), inside the caller's transaction.
 pub(crate) fn maybe_compact(tx: &Transaction<'_>, id: &str, doc: &Automerge) -> Result<()> {
-    let (snap, incr): (i64, i64) = tx.query_row(
-        "SELECT length(snapshot), incr_bytes FROM documents WHERE id = ?1",
-        [id],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
-    if incr > snap {
+    let (snap, incr): (i64, i64) = tx
+        .prepare_cached("SELECT length(snapshot), incr_bytes FROM documents WHERE id = ?1")?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    if incr > snap.max(COMPACT_FLOOR_BYTES) {
         compact(tx, id, doc)?;
     }
     Ok(())
 }
 
 pub(crate) fn compact(tx: &Transaction<'_>, id: &str, doc: &Automerge) -> Result<()> {
-    tx.execute(
-        "UPDATE documents SET snapshot = ?2, incr_bytes = 0, incr_count = 0 WHERE id = ?1",
-        params![id, doc.save()],
+    tx.prepare_cached("UPDATE documents SET snapshot = ?2, incr_bytes = 0, incr_count = 0 WHERE id = ?1")?.execute(params![id, doc.save()],
     )?;
-    tx.execute("DELETE FROM doc_chunks WHERE doc_id = ?1", [id])?;
+    tx.prepare_cached("DELETE FROM doc_chunks WHERE doc_id = ?1")?.execute([id])?;
     Ok(())
 }
 
@@ -509,7 +524,7 @@ pub(crate) fn kv_set(conn: &Connection, key: &str, value: &str) -> Result<()> {
 }
 
 fn hex_decode(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())

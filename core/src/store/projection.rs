@@ -23,13 +23,11 @@ pub(crate) fn refresh(
     match kind {
         RecordKind::Site => {
             let s = doc::site::read(doc).map_err(malformed)?;
-            tx.execute(
-                "INSERT INTO sites(id, kind, name, village_code, lat, lon, source)
+            tx.prepare_cached("INSERT INTO sites(id, kind, name, village_code, lat, lon, source)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
                  ON CONFLICT(id) DO UPDATE SET kind = excluded.kind, name = excluded.name,
                    village_code = excluded.village_code, lat = excluded.lat, lon = excluded.lon,
-                   source = excluded.source",
-                params![
+                   source = excluded.source")?.execute(params![
                     s.id,
                     s.kind.key(),
                     s.name,
@@ -41,18 +39,17 @@ pub(crate) fn refresh(
             )?;
         }
         RecordKind::Inspection => {
-            let i = doc::inspection::read(doc).map_err(malformed)?;
+            // The head suffices: the projection holds counts, not answers.
+            let i = doc::inspection::read_head(doc).map_err(malformed)?;
             let st = fold_inspection(&i.events);
-            tx.execute(
-                "INSERT INTO inspections(id, site_id, site_kind, village_code, status, revision, inspector,
+            tx.prepare_cached("INSERT INTO inspections(id, site_id, site_kind, village_code, status, revision, inspector,
                    started_at, submitted_at, answered, photos, conflicts)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
                  ON CONFLICT(id) DO UPDATE SET site_id = excluded.site_id, site_kind = excluded.site_kind,
                    village_code = excluded.village_code, status = excluded.status, revision = excluded.revision,
                    inspector = excluded.inspector, started_at = excluded.started_at,
                    submitted_at = excluded.submitted_at, answered = excluded.answered, photos = excluded.photos,
-                   conflicts = excluded.conflicts",
-                params![
+                   conflicts = excluded.conflicts")?.execute(params![
                     i.id,
                     i.site_id,
                     i.site_kind.key(),
@@ -62,24 +59,22 @@ pub(crate) fn refresh(
                     i.inspector,
                     i.started_at,
                     st.submitted_at,
-                    i.answers.len() as i64,
-                    i.photos.len() as i64,
-                    i.conflicts.len() as i64
+                    i.answered as i64,
+                    i.photos as i64,
+                    i.conflicts as i64
                 ],
             )?;
         }
         RecordKind::Finding => {
             let f = doc::finding::read(doc).map_err(malformed)?;
             let st = fold_finding(&f.events);
-            tx.execute(
-                "INSERT INTO findings(id, inspection_id, site_id, site_kind, village_code, title, status,
+            tx.prepare_cached("INSERT INTO findings(id, inspection_id, site_id, site_kind, village_code, title, status,
                    responsible, deadline, escalated, raised_at, closed_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
                  ON CONFLICT(id) DO UPDATE SET inspection_id = excluded.inspection_id, site_id = excluded.site_id,
                    site_kind = excluded.site_kind, village_code = excluded.village_code, title = excluded.title,
                    status = excluded.status, responsible = excluded.responsible, deadline = excluded.deadline,
-                   escalated = excluded.escalated, raised_at = excluded.raised_at, closed_at = excluded.closed_at",
-                params![
+                   escalated = excluded.escalated, raised_at = excluded.raised_at, closed_at = excluded.closed_at")?.execute(params![
                     f.id,
                     f.inspection_id,
                     f.site_id,

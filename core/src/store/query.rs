@@ -240,6 +240,14 @@ impl Where {
         self.clauses.push(format!("({})", parts.join(" OR ")));
     }
 
+    /// `LIMIT ?n OFFSET ?m`, bound rather than written into the SQL so one
+    /// cached statement serves every page.
+    fn page(&mut self, l: Option<u32>, offset: u32) -> String {
+        self.params.push(SqlValue::Integer(i64::from(limit(l))));
+        self.params.push(SqlValue::Integer(i64::from(offset)));
+        format!("LIMIT ?{} OFFSET ?{}", self.params.len() - 1, self.params.len())
+    }
+
     fn sql(&self) -> String {
         if self.clauses.is_empty() {
             String::new()
@@ -284,11 +292,11 @@ impl Store {
         if let Some(k) = f.kind {
             w.push("kind = ?", [SqlValue::Text(k.key().into())]);
         }
+        let page = w.page(f.limit, f.offset);
         let sql = format!(
-            "SELECT id, kind, name, village_code, lat, lon, source FROM sites {} ORDER BY village_code, name, id LIMIT {} OFFSET {}",
+            "SELECT id, kind, name, village_code, lat, lon, source FROM sites {} ORDER BY village_code, name, id {}",
             w.sql(),
-            limit(f.limit),
-            f.offset
+            page
         );
         let mut st = self.conn().prepare_cached(&sql)?;
         let rows = st.query_map(rusqlite::params_from_iter(w.params.iter()), |r| {
@@ -330,13 +338,13 @@ impl Store {
         if let Some(t) = f.to {
             w.push("started_at < ?", [SqlValue::Integer(t)]);
         }
+        let page = w.page(f.limit, f.offset);
         let sql = format!(
             "SELECT id, site_id, site_kind, village_code, status, revision, inspector, started_at, submitted_at,
                     answered, photos, conflicts
-             FROM inspections {} ORDER BY started_at DESC, id DESC LIMIT {} OFFSET {}",
+             FROM inspections {} ORDER BY started_at DESC, id DESC {}",
             w.sql(),
-            limit(f.limit),
-            f.offset
+            page
         );
         let mut st = self.conn().prepare_cached(&sql)?;
         let rows = st.query_map(rusqlite::params_from_iter(w.params.iter()), |r| {
@@ -376,13 +384,13 @@ impl Store {
         if let Some(d) = &f.due_before {
             w.push("deadline < ?", [SqlValue::Text(d.clone())]);
         }
+        let page = w.page(f.limit, f.offset);
         let sql = format!(
             "SELECT id, inspection_id, site_id, site_kind, village_code, title, status, responsible, deadline,
                     escalated, raised_at
-             FROM findings {} ORDER BY deadline IS NULL, deadline, raised_at, id LIMIT {} OFFSET {}",
+             FROM findings {} ORDER BY deadline IS NULL, deadline, raised_at, id {}",
             w.sql(),
-            limit(f.limit),
-            f.offset
+            page
         );
         let today = china_date(self.now());
         let mut st = self.conn().prepare_cached(&sql)?;

@@ -293,3 +293,180 @@ fn check(d: &Automerge, kind: RecordKind) -> Result<(), String> {
     };
     r.map_err(|e| format!("not a valid {}: {e}", kind.key()))
 }
+
+/// One item to send, with the outbox entries it carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingItem {
+    pub item: crate::sync::wire::Item,
+    /// Outbox hashes cleared when the server acknowledges the item.
+    pub covers: Vec<String>,
+}
+
+/// A local change the server refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncRejection {
+    pub doc_id: String,
+    pub hash: String,
+    pub code: String,
+    pub message: String,
+    pub at: i64,
+}
+
+impl Store {
+    /// The next items to push: the oldest outbox entries, at most
+    /// `max_items` items and about `max_bytes`. A record the server has
+    /// never acknowledged (its creation change is still in the outbox, or
+    /// the server asked for it whole) goes as one document save covering all
+    /// its queued changes — smaller than its changes one by one, and
+    /// complete. Other records go change by change, in outbox order.
+    pub fn outgoing_items(
+        &mut self,
+        max_items: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<OutgoingItem>> {
+        use crate::sync::wire::{Item, ItemKind, doc_id_bytes};
+        let entries = self.outbox_batch(max_items.max(1) * 4, usize::MAX)?;
+        let whole: std::collections::HashSet<String> = {
+            let mut st = self
+                .conn()
+                .prepare_cached("SELECT doc_id FROM sync_send_whole")?;
+            let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        let mut out: Vec<OutgoingItem> = Vec::new();
+        let mut sent_whole = std::collections::HashSet::new();
+        let mut bytes = 0usize;
+        for e in entries {
+            if out.len() >= max_items || (!out.is_empty() && bytes >= max_bytes) {
+                break;
+            }
+            if sent_whole.contains(&e.doc_id) {
+                continue;
+            }
+            let doc_id = doc_id_bytes(&e.doc_id).ok_or_else(|| {
+                StoreError::BadInput(format!("record id {} is not a UUID", e.doc_id))
+            })?;
+            let creation =
+                automerge::Change::try_from(e.bytes.as_slice()).is_ok_and(|c| c.deps().is_empty());
+            if creation || whole.contains(&e.doc_id) {
+                let (_, data) = self.export_document(&e.doc_id)?;
+                let mut st = self
+                    .conn()
+                    .prepare_cached("SELECT hash FROM outbox WHERE doc_id = ?1 ORDER BY seq")?;
+                let covers = st
+                    .query_map([&e.doc_id], |r| r.get::<_, String>(0))?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                bytes += data.len();
+                sent_whole.insert(e.doc_id.clone());
+                out.push(OutgoingItem {
+                    item: Item {
+                        kind: ItemKind::Document,
+                        record: e.kind,
+                        doc_id,
+                        data,
+                    },
+                    covers,
+                });
+            } else {
+                bytes += e.bytes.len();
+                out.push(OutgoingItem {
+                    item: Item {
+                        kind: ItemKind::Change,
+                        record: e.kind,
+                        doc_id,
+                        data: e.bytes,
+                    },
+                    covers: vec![e.hash],
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Moves refused changes out of the outbox into the rejection list.
+    pub fn record_rejection(
+        &mut self,
+        doc_id: &str,
+        hashes: &[String],
+        code: &str,
+        message: &str,
+    ) -> Result<()> {
+        let now = self.now();
+        let tx = self.conn_mut().transaction()?;
+        for h in hashes {
+            tx.execute(
+                "INSERT OR REPLACE INTO sync_rejections(hash, doc_id, code, message, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![h, doc_id, code, message, now],
+            )?;
+            tx.execute("DELETE FROM outbox WHERE hash = ?1", [h])?;
+        }
+        tx.execute("DELETE FROM sync_send_whole WHERE doc_id = ?1", [doc_id])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Marks a record to be sent whole next time (the server lacks its history).
+    pub fn send_whole(&mut self, doc_id: &str) -> Result<()> {
+        self.conn().execute(
+            "INSERT OR IGNORE INTO sync_send_whole(doc_id) VALUES (?1)",
+            [doc_id],
+        )?;
+        Ok(())
+    }
+
+    /// Acknowledges outbox entries and forgets "send whole" marks of records
+    /// that no longer have queued changes.
+    pub fn acknowledge_items(&mut self, hashes: &[String]) -> Result<usize> {
+        let n = self.acknowledge(hashes)?;
+        self.conn().execute(
+            "DELETE FROM sync_send_whole WHERE doc_id NOT IN (SELECT doc_id FROM outbox)",
+            [],
+        )?;
+        Ok(n)
+    }
+
+    /// Changes the server refused, newest first.
+    pub fn sync_rejections(&self) -> Result<Vec<SyncRejection>> {
+        let mut st = self.conn().prepare_cached(
+            "SELECT doc_id, hash, code, message, at FROM sync_rejections ORDER BY at DESC, hash",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok(SyncRejection {
+                doc_id: r.get(0)?,
+                hash: r.get(1)?,
+                code: r.get(2)?,
+                message: r.get(3)?,
+                at: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+}
+
+/// A photo waiting for upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingPhoto {
+    pub hash: String,
+    pub bytes: u64,
+    pub state: String,
+    pub offset: u64,
+}
+
+impl Store {
+    /// Photos not yet fully on the server, oldest first.
+    pub fn pending_photos(&self) -> Result<Vec<PendingPhoto>> {
+        let mut st = self.conn().prepare_cached(
+            "SELECT hash, bytes, upload_state, upload_offset FROM photos WHERE upload_state <> 'done' ORDER BY created_at, hash",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok(PendingPhoto { hash: r.get(0)?, bytes: r.get::<_, i64>(1)? as u64, state: r.get(2)?, offset: r.get::<_, i64>(3)? as u64 })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// Records upload progress of a photo (`pending`, `uploading`, `done`).
+    pub fn set_photo_upload(&mut self, hash: &str, state: &str, offset: u64) -> Result<()> {
+        self.conn().execute("UPDATE photos SET upload_state = ?2, upload_offset = ?3 WHERE hash = ?1", params![hash, state, offset as i64])?;
+        Ok(())
+    }
+}

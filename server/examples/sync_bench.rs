@@ -1,0 +1,124 @@
+//! Sync benchmark: bytes on the wire, requests, and server ingest rate.
+//! Run through `bench/sync.sh`, which starts a release server and reads its
+//! peak memory; by hand: `FIELDBOOK_ADMIN_PASSWORD=… cargo run --release -p
+//! fieldbook-server --example sync_bench -- URL [PHONES INSPECTIONS]`.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // A benchmark tool.
+
+use fieldbook_core::model::{Role, SiteKind, Value};
+use fieldbook_core::store::{Identity, NewSite, Store};
+use fieldbook_core::sync::wire::SyncRequest;
+use fieldbook_server::sim;
+use std::time::{Duration, Instant};
+
+/// 30 answers of a rural sewage facility inspection, all valid.
+fn sewage_answers(i: usize) -> Vec<(String, Value)> {
+    let v: Vec<(&str, Value)> = vec![
+        ("mode", "centralised".into()),
+        ("capacity_m3_per_day", Value::Number(40.0 + i as f64)),
+        ("households_served", Value::Number(120.0)),
+        ("running_status", "normal".into()),
+        ("inflow", "normal".into()),
+        ("effluent_look", "clear".into()),
+        ("lab_cod_mg_l", Value::Number(35.5)),
+        ("lab_nh3n_mg_l", Value::Number(4.2)),
+        ("lab_tp_mg_l", Value::Number(0.6)),
+        ("lab_ss_mg_l", Value::Number(12.0)),
+        ("equipment_ok", true.into()),
+        ("network", "intact".into()),
+        ("operator_and_log", true.into()),
+        ("sludge_disposed", true.into()),
+        ("signboard", true.into()),
+    ];
+    v.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+}
+
+fn request_bytes(store: &mut Store) -> usize {
+    let items = store.outgoing_items(10_000, usize::MAX).unwrap();
+    let n = SyncRequest { cursor: 123_456, page_bytes: 0, items: items.iter().map(|o| o.item.clone()).collect() }.encode().len();
+    let hashes: Vec<String> = items.into_iter().flat_map(|o| o.covers).collect();
+    store.acknowledge_items(&hashes).unwrap();
+    n
+}
+
+fn wire_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Store::open(dir.path(), Identity { user: "bench".into(), role: Role::Inspector, areas: vec!["4103".into()], device: "d".into() }).unwrap();
+    let site = s.add_site(NewSite { kind: SiteKind::RuralSewage, name: "污水站".into(), village_code: "410324100201".into(), location: None, attributes: Default::default() }).unwrap();
+    request_bytes(&mut s);
+    let t = s.templates().latest(SiteKind::RuralSewage).unwrap();
+    let id = s.start_inspection(&site).unwrap();
+    let answers = sewage_answers(1);
+    let valid: Vec<_> = answers.into_iter().filter(|(k, v)| t.check_value(k, v).is_ok()).collect();
+    s.set_answers(&id, &valid).unwrap();
+    s.set_location(&id, fieldbook_core::model::GpsFix { lat: 34.1, lon: 112.2, accuracy_m: 6.0, at: 0, mock: false }).unwrap();
+    // Photos are out of this measure, so the template's photo requirement
+    // keeps it a draft; submission is one more small event.
+    let submitted = s.submit(&id).is_ok();
+    let new = request_bytes(&mut s);
+    s.set_answers(&id, &[("households_served".into(), Value::Number(130.0)), ("lab_cod_mg_l".into(), Value::Number(30.0)), ("signboard".into(), false.into())]).ok();
+    // If submitted, edits are closed: measure on a fresh draft instead.
+    let id2 = s.start_inspection(&site).unwrap();
+    s.set_answers(&id2, &valid).unwrap();
+    request_bytes(&mut s);
+    s.set_answers(&id2, &[("households_served".into(), Value::Number(130.0)), ("lab_cod_mg_l".into(), Value::Number(30.0)), ("signboard".into(), false.into())]).unwrap();
+    let edit = request_bytes(&mut s);
+    println!(
+        "wire: new inspection ({} answers, location{}), one request, envelope included: {new} B (goal <= 900)",
+        valid.len(),
+        if submitted { ", submitted" } else { ", draft" }
+    );
+    println!("wire: 3-field edit of a synced inspection, one request, envelope included: {edit} B (goal <= 250)");
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    wire_bytes();
+    let Some(server) = args.first().cloned() else {
+        println!("(no server URL given: skipping the server benchmarks)");
+        return;
+    };
+    let phones: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(200);
+    let inspections: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(50);
+
+    // One phone with 500 pending inspections: how many requests?
+    let one = sim::Args { server: server.clone(), phones: 1, inspections: 500, photos: 0, loss: 0.0, seed: 9001, admin: "admin".into(), patience: 60 };
+    let plan = sim::provision(&one).unwrap();
+    let mut phone = sim::prepare_phone(&plan, &one, 0).unwrap();
+    let before = phone.summary.progress.requests;
+    sim::push(&mut phone, plan.patience).unwrap();
+    println!(
+        "requests: a phone with 500 pending inspections synced in {} requests, {} B up, {} B down (goal <= 5)",
+        phone.summary.progress.requests - before,
+        phone.summary.progress.bytes_up,
+        phone.summary.progress.bytes_down
+    );
+
+    // Many phones fill offline, then push at once.
+    let many = sim::Args { server, phones, inspections, photos: 0, loss: 0.0, seed: 9002, admin: "admin".into(), patience: 120 };
+    let t0 = Instant::now();
+    let plan = sim::provision(&many).unwrap();
+    let mut prepared: Vec<sim::SimPhone> = std::thread::scope(|s| {
+        let chunks: Vec<Vec<usize>> = (0..phones).collect::<Vec<_>>().chunks(phones.div_ceil(8)).map(|c| c.to_vec()).collect();
+        let handles: Vec<_> = chunks
+            .into_iter()
+            .map(|c| {
+                let (plan, many) = (&plan, &many);
+                s.spawn(move || c.into_iter().map(|p| sim::prepare_phone(plan, many, p).unwrap()).collect::<Vec<_>>())
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    });
+    println!("prepared {phones} phones x {inspections} inspections offline in {:.1} s", t0.elapsed().as_secs_f64());
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for p in prepared.iter_mut() {
+            let patience = plan.patience;
+            s.spawn(move || sim::push(p, patience).unwrap());
+        }
+    });
+    let secs = start.elapsed().as_secs_f64();
+    let total = phones * inspections;
+    let requests: u32 = prepared.iter().map(|p| p.summary.progress.requests).sum();
+    println!("ingest: {total} inspections from {phones} phones in {secs:.2} s = {:.0} inspections/s ({requests} requests) (goal >= 2000)", total as f64 / secs);
+    std::thread::sleep(Duration::from_millis(100));
+}

@@ -1,0 +1,64 @@
+//! One error type for every handler: 4xx with a clear message for bad
+//! input, an opaque 500 (logged) for bugs and storage failures.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// Malformed or invalid input.
+    #[error("{0}")]
+    BadRequest(String),
+    /// No or bad credentials, expired or revoked token.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// Authenticated, but the role or areas do not allow this.
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    /// A body over its limit.
+    #[error("{0}")]
+    TooLarge(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// Everything else: logged, reported without detail.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<crate::storage::StorageError> for AppError {
+    fn from(e: crate::storage::StorageError) -> Self {
+        match e {
+            crate::storage::StorageError::Conflict(m) => AppError::Conflict(m),
+            crate::storage::StorageError::NotFound(m) => AppError::NotFound(m),
+            other => AppError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let status = match &self {
+            AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AppError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            AppError::Forbidden(_) => StatusCode::FORBIDDEN,
+            AppError::NotFound(_) => StatusCode::NOT_FOUND,
+            AppError::Conflict(_) => StatusCode::CONFLICT,
+            AppError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        let message = match &self {
+            AppError::Internal(detail) => {
+                eprintln!("fieldbook server: internal error: {detail}");
+                "internal server error".to_owned()
+            }
+            other => other.to_string(),
+        };
+        let body = serde_json::json!({ "error": message }).to_string();
+        (status, [("content-type", "application/json")], body).into_response()
+    }
+}

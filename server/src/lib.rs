@@ -1,0 +1,25 @@
+//! fieldbook-server: the sync server, its storage and the `fieldbook`
+//! command's verbs.
+//!
+//! - [`app`]: the axum router (`app(state)`), handlers and extractors.
+//! - [`storage`]: the `Storage` trait and its SQLite implementation.
+//! - [`rules`]: what a pushed change may do, by role and area.
+//! - [`auth`]: passwords and device tokens.
+//! - [`registry`]: site registry CSV import.
+//! - [`photos`]: tus photo uploads and downloads.
+//! - [`metrics`]: Prometheus counters.
+//! - [`sim`]: simulated phones (`fieldbook sim`), a tool.
+//!
+//! Only this crate knows HTTP routes and server SQL.
+
+pub mod app;
+pub mod auth;
+pub mod error;
+pub mod metrics;
+pub mod photos;
+pub mod registry;
+pub mod rules;
+pub mod sim;
+pub mod storage;
+
+pub use app::{AppState, app};

@@ -1,0 +1,854 @@
+//! The embedded default: one SQLite file (WAL, `synchronous=FULL`).
+//!
+//! One connection behind a mutex serves every call: SQLite has one writer
+//! anyway, and ingest batches are short. Each call is one transaction;
+//! an ingest batch commits durably before the reply names anything as
+//! stored.
+
+use super::*;
+use crate::rules;
+use automerge::{ActorId, Automerge, Change, ReadDoc};
+use fieldbook_core::doc::{self, RecordKind};
+use fieldbook_core::model::EventKind;
+use fieldbook_core::model::area::prefix_upper_bound;
+use fieldbook_core::model::workflow::{fold_finding, fold_inspection};
+use fieldbook_core::sync::wire::{ItemKind, doc_id_bytes};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::Mutex;
+
+const MIGRATIONS: &[&str] = &[include_str!("schema_001.sql")];
+
+/// Log rows read per pull query.
+const PULL_ROWS_MAX: usize = 5_000;
+
+pub struct SqliteStorage {
+    conn: Mutex<Connection>,
+}
+
+impl SqliteStorage {
+    /// Opens (creating if needed) the database file.
+    pub fn open(path: &Path) -> Result<SqliteStorage> {
+        let mut conn = Connection::open(path)?;
+        conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get::<_, String>(0))?;
+        conn.execute_batch(
+            "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=10000;",
+        )?;
+        let version: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version as usize > MIGRATIONS.len() {
+            return Err(StorageError::Schema(format!(
+                "database schema {version} is newer than this server's {}",
+                MIGRATIONS.len()
+            )));
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let tx = conn.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", i as u32 + 1)?;
+            tx.commit()?;
+        }
+        Ok(SqliteStorage {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // A panic while holding the lock leaves SQLite consistent (the
+        // transaction rolls back on drop), so a poisoned lock is usable.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn role_of(s: &str) -> Result<Role> {
+    Role::from_key(s).ok_or_else(|| StorageError::Schema(format!("unknown role {s}")))
+}
+
+fn split_areas(s: &str) -> Vec<String> {
+    s.split(',')
+        .filter(|a| !a.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn corrupt(id: &str, reason: impl std::fmt::Display) -> StorageError {
+    StorageError::Corrupt {
+        id: id.into(),
+        reason: reason.to_string(),
+    }
+}
+
+/// Loads a record from its snapshot and the log rows after it.
+fn load_doc(tx: &Connection, id: &str) -> Result<Option<(RecordKind, Automerge)>> {
+    let row: Option<(String, Vec<u8>, i64)> = tx
+        .query_row(
+            "SELECT kind, snapshot, snapshot_seq FROM documents WHERE id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?;
+    let Some((kind, snapshot, snap_seq)) = row else {
+        return Ok(None);
+    };
+    let kind = RecordKind::from_key(&kind).ok_or_else(|| corrupt(id, "unknown kind"))?;
+    let mut d = Automerge::load(&snapshot).map_err(|e| corrupt(id, e))?;
+    let mut st = tx.prepare_cached(
+        "SELECT item_kind, data FROM log WHERE doc_id = ?1 AND seq > ?2 ORDER BY seq",
+    )?;
+    let rows = st.query_map(params![id, snap_seq], |r| {
+        Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
+    })?;
+    for row in rows {
+        let (k, data) = row?;
+        if k == 1 {
+            let c = Change::try_from(data.as_slice()).map_err(|e| corrupt(id, e))?;
+            d.apply_changes([c]).map_err(|e| corrupt(id, e))?;
+        } else {
+            let mut other = Automerge::load(&data).map_err(|e| corrupt(id, e))?;
+            d.merge(&mut other).map_err(|e| corrupt(id, e))?;
+        }
+    }
+    Ok(Some((kind, d)))
+}
+
+fn village_of(kind: RecordKind, d: &Automerge) -> std::result::Result<String, doc::DocError> {
+    Ok(match kind {
+        RecordKind::Site => doc::site::read(d)?.village_code,
+        RecordKind::Inspection => doc::inspection::read(d)?.village_code,
+        RecordKind::Finding => doc::finding::read(d)?.village_code,
+    })
+}
+
+/// Rewrites the projection rows of one record.
+fn refresh(tx: &Connection, id: &str, kind: RecordKind, d: &Automerge) -> Result<()> {
+    let bad = |e: doc::DocError| corrupt(id, e);
+    match kind {
+        RecordKind::Site => {
+            let s = doc::site::read(d).map_err(bad)?;
+            tx.execute(
+                "INSERT OR REPLACE INTO sites(id, kind, name, village_code, lat, lon, source, attributes)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    s.id,
+                    s.kind.key(),
+                    s.name,
+                    s.village_code,
+                    s.location.map(|p| p.lat),
+                    s.location.map(|p| p.lon),
+                    s.source.key(),
+                    serde_json::to_string(&s.attributes).unwrap_or_default()
+                ],
+            )?;
+        }
+        RecordKind::Inspection => {
+            let i = doc::inspection::read(d).map_err(bad)?;
+            let st = fold_inspection(&i.events);
+            tx.execute(
+                "INSERT OR REPLACE INTO inspections(id, site_id, site_kind, village_code, template_version, status,
+                   revision, inspector, device, started_at, submitted_at, reviewed_at, lat, lon, accuracy_m,
+                   mock_location, answers, photos, conflicts)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+                params![
+                    i.id,
+                    i.site_id,
+                    i.site_kind.key(),
+                    i.village_code,
+                    i.template_version,
+                    st.status.key(),
+                    st.revision,
+                    i.inspector,
+                    i.device,
+                    i.started_at,
+                    st.submitted_at,
+                    st.reviewed_at,
+                    i.location.map(|l| l.lat),
+                    i.location.map(|l| l.lon),
+                    i.location.map(|l| l.accuracy_m),
+                    i.location.is_some_and(|l| l.mock),
+                    serde_json::to_string(&i.answers).unwrap_or_default(),
+                    i.photos.len() as i64,
+                    i.conflicts.len() as i64
+                ],
+            )?;
+            tx.execute("DELETE FROM record_photos WHERE doc_id = ?1", [id])?;
+            for p in &i.photos {
+                tx.execute(
+                    "INSERT OR IGNORE INTO record_photos(hash, doc_id) VALUES (?1, ?2)",
+                    params![p.hash, id],
+                )?;
+            }
+        }
+        RecordKind::Finding => {
+            let f = doc::finding::read(d).map_err(bad)?;
+            let st = fold_finding(&f.events);
+            tx.execute(
+                "INSERT OR REPLACE INTO findings(id, inspection_id, site_id, site_kind, village_code, title, status,
+                   responsible, deadline, escalated, raised_at, closed_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                params![
+                    f.id,
+                    f.inspection_id,
+                    f.site_id,
+                    f.site_kind.key(),
+                    f.village_code,
+                    f.title,
+                    st.status.key(),
+                    st.responsible,
+                    st.deadline,
+                    st.escalated,
+                    f.raised_at,
+                    st.closed_at
+                ],
+            )?;
+            tx.execute("DELETE FROM record_photos WHERE doc_id = ?1", [id])?;
+            for p in &f.photos {
+                tx.execute(
+                    "INSERT OR IGNORE INTO record_photos(hash, doc_id) VALUES (?1, ?2)",
+                    params![p.hash, id],
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Appends log rows and updates (or creates) the document row.
+fn persist(
+    tx: &Connection,
+    id: &str,
+    kind: RecordKind,
+    after: &Automerge,
+    rows: &[(ItemKind, &[u8])],
+    device: &str,
+    now: i64,
+) -> Result<()> {
+    let existed: bool = tx.query_row("SELECT EXISTS(SELECT 1 FROM documents WHERE id = ?1)", [id], |r| r.get(0))?;
+    let mut first = 0;
+    let mut last = 0;
+    let mut bytes = 0i64;
+    for (k, data) in rows {
+        tx.execute(
+            "INSERT INTO log(doc_id, item_kind, data, device, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![id, *k as i64, data, device, now],
+        )?;
+        last = tx.last_insert_rowid();
+        if first == 0 {
+            first = last;
+        }
+        bytes += data.len() as i64;
+    }
+    let village = village_of(kind, after).map_err(|e| corrupt(id, e))?;
+    if existed {
+        tx.execute(
+            "UPDATE documents SET chunk_bytes = chunk_bytes + ?2, last_seq = ?3, village_code = ?4 WHERE id = ?1",
+            params![id, bytes, last, village],
+        )?;
+        let (snap, chunks): (i64, i64) = tx.query_row(
+            "SELECT length(snapshot), chunk_bytes FROM documents WHERE id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        if chunks > snap {
+            tx.execute(
+                "UPDATE documents SET snapshot = ?2, snapshot_seq = last_seq, chunk_bytes = 0 WHERE id = ?1",
+                params![id, after.save()],
+            )?;
+        }
+    } else {
+        tx.execute(
+            "INSERT INTO documents(id, kind, village_code, snapshot, snapshot_seq, chunk_bytes, first_seq, last_seq, creator_device)
+             VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?5, ?7)",
+            params![id, kind.key(), village, after.save(), last, first, device],
+        )?;
+    }
+    refresh(tx, id, kind, after)
+}
+
+type Docs = HashMap<String, (RecordKind, Automerge)>;
+
+/// Checks and stores one item. `Ok(Rejected)` leaves nothing behind (the
+/// caller rolls back to a savepoint).
+fn ingest_one(
+    tx: &Transaction<'_>,
+    docs: &mut Docs,
+    s: &Session,
+    actor: &ActorId,
+    item: &Item,
+    now: i64,
+) -> Result<Outcome> {
+    let id = item.doc_id_text();
+    if !docs.contains_key(&id)
+        && let Some(loaded) = load_doc(tx, &id)?
+    {
+        docs.insert(id.clone(), loaded);
+    }
+    let before = docs.get(&id);
+    if let Some((k, _)) = before
+        && *k != item.record
+    {
+        return Ok(Outcome::Rejected(
+            RejectCode::Invalid,
+            format!("record {id} is a {}, not a {}", k.key(), item.record.key()),
+        ));
+    }
+    let reject = |c: RejectCode, m: String| Ok(Outcome::Rejected(c, m));
+    let (after, rows): (Automerge, Vec<(ItemKind, Vec<u8>)>) = match item.kind {
+        ItemKind::Change => {
+            let change = match Change::try_from(item.data.as_slice()) {
+                Ok(c) => c,
+                Err(e) => {
+                    return reject(
+                        RejectCode::Undecodable,
+                        format!("not an Automerge change: {e}"),
+                    );
+                }
+            };
+            if change.actor_id() != actor {
+                return reject(
+                    RejectCode::ForeignActor,
+                    format!(
+                        "change by actor {} pushed by device {}",
+                        change.actor_id(),
+                        s.pusher.device
+                    ),
+                );
+            }
+            let hash = change.hash();
+            let mut after = match before {
+                Some((_, b)) if b.get_change_by_hash(&hash).is_some() => {
+                    return Ok(Outcome::Stored { new: false });
+                }
+                Some((_, b)) => b.clone(),
+                None if !change.deps().is_empty() => {
+                    return reject(
+                        RejectCode::NeedDocument,
+                        format!("the server has no record {id}; send it whole"),
+                    );
+                }
+                None => Automerge::new(),
+            };
+            if let Err(e) = after.apply_changes([change]) {
+                return reject(
+                    RejectCode::Undecodable,
+                    format!("change does not apply: {e}"),
+                );
+            }
+            if after.get_change_by_hash(&hash).is_none() {
+                return reject(
+                    RejectCode::NeedDocument,
+                    format!("the server lacks history of record {id}; send it whole"),
+                );
+            }
+            (after, vec![(ItemKind::Change, item.data.clone())])
+        }
+        ItemKind::Document => {
+            let loaded = match Automerge::load(&item.data) {
+                Ok(d) => d,
+                Err(e) => {
+                    return reject(
+                        RejectCode::Undecodable,
+                        format!("not an Automerge document: {e}"),
+                    );
+                }
+            };
+            let new: Vec<Change> = loaded
+                .get_changes(&[])
+                .into_iter()
+                .filter(|c| before.is_none_or(|(_, b)| b.get_change_by_hash(&c.hash()).is_none()))
+                .collect();
+            if new.is_empty() {
+                return Ok(Outcome::Stored { new: false });
+            }
+            if let Some(c) = new.iter().find(|c| c.actor_id() != actor) {
+                return reject(
+                    RejectCode::ForeignActor,
+                    format!(
+                        "document holds changes by actor {} unknown to the server",
+                        c.actor_id()
+                    ),
+                );
+            }
+            match before {
+                // New to the server: keep the save as it came, one log row.
+                None => (loaded, vec![(ItemKind::Document, item.data.clone())]),
+                // Known: store only what is new, change by change.
+                Some((_, b)) => {
+                    let mut after = b.clone();
+                    let rows = new
+                        .iter()
+                        .map(|c| (ItemKind::Change, c.raw_bytes().to_vec()))
+                        .collect();
+                    if let Err(e) = after.apply_changes(new) {
+                        return reject(
+                            RejectCode::Undecodable,
+                            format!("changes do not apply: {e}"),
+                        );
+                    }
+                    (after, rows)
+                }
+            }
+        }
+    };
+    let added = match rules::check(&s.pusher, item.record, before.map(|(_, b)| b), &after) {
+        Ok(events) => events,
+        Err((code, msg)) => return reject(code, msg),
+    };
+    // Reviews and finding steps go to the audit log with the change.
+    for e in added.iter().filter(|e| !matches!(e.kind, EventKind::Commented | EventKind::Found | EventKind::Submitted)) {
+        tx.execute(
+            "INSERT INTO audit(at, user, device, action, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![now, s.pusher.user, s.pusher.device, e.kind.key(), format!("{} {id}{}", item.record.key(), e.revision.map(|r| format!(" revision {r}")).unwrap_or_default())],
+        )?;
+    }
+    let rows: Vec<(ItemKind, &[u8])> = rows.iter().map(|(k, b)| (*k, b.as_slice())).collect();
+    persist(
+        tx,
+        &id,
+        item.record,
+        &after,
+        &rows,
+        &s.pusher.device,
+        now,
+    )?;
+    docs.insert(id, (item.record, after));
+    Ok(Outcome::Stored { new: true })
+}
+
+/// `(col >= ?a AND col < ?b) OR …` for the session's areas.
+fn area_clause(col: &str, areas: &[String], first_param: usize) -> (String, Vec<String>) {
+    if areas.is_empty() {
+        return ("0".into(), Vec::new());
+    }
+    let mut parts = Vec::new();
+    let mut params = Vec::new();
+    for (i, a) in areas.iter().enumerate() {
+        let n = first_param + 2 * i;
+        parts.push(format!("({col} >= ?{n} AND {col} < ?{})", n + 1));
+        params.push(a.clone());
+        params.push(prefix_upper_bound(a));
+    }
+    (format!("({})", parts.join(" OR ")), params)
+}
+
+impl Storage for SqliteStorage {
+    fn create_user(&self, u: &UserRecord) -> Result<()> {
+        let conn = self.lock();
+        let n = conn.execute(
+            "INSERT OR IGNORE INTO users(name, password_hash, role, areas, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![u.name, u.password_hash, u.role.key(), u.areas.join(","), u.created_at],
+        )?;
+        if n == 0 {
+            return Err(StorageError::Conflict(format!(
+                "user {} already exists",
+                u.name
+            )));
+        }
+        Ok(())
+    }
+
+    fn user(&self, name: &str) -> Result<Option<UserRecord>> {
+        let conn = self.lock();
+        let row: Option<(String, String, String, String, i64)> = conn
+            .query_row(
+                "SELECT name, password_hash, role, areas, created_at FROM users WHERE name = ?1",
+                [name],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            )
+            .optional()?;
+        row.map(|(name, password_hash, role, areas, created_at)| {
+            Ok(UserRecord {
+                name,
+                password_hash,
+                role: role_of(&role)?,
+                areas: split_areas(&areas),
+                created_at,
+            })
+        })
+        .transpose()
+    }
+
+    fn users(&self) -> Result<Vec<UserRecord>> {
+        let conn = self.lock();
+        let mut st = conn.prepare(
+            "SELECT name, password_hash, role, areas, created_at FROM users ORDER BY name",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get(4)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (name, password_hash, role, areas, created_at) = row?;
+            out.push(UserRecord {
+                name,
+                password_hash,
+                role: role_of(&role)?,
+                areas: split_areas(&areas),
+                created_at,
+            });
+        }
+        Ok(out)
+    }
+
+    fn register_device(
+        &self,
+        user: &str,
+        device: &str,
+        actor: &str,
+        token_hash: &str,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<()> {
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        let owner: Option<String> = tx
+            .query_row("SELECT id FROM devices WHERE actor = ?1", [actor], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        if owner.as_deref().is_some_and(|o| o != device) {
+            return Err(StorageError::Conflict(
+                "this actor id belongs to another device".into(),
+            ));
+        }
+        let existing: Option<(String, bool)> = tx
+            .query_row(
+                "SELECT user, revoked FROM devices WHERE id = ?1",
+                [device],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        match existing {
+            Some((u, _)) if u != user => {
+                return Err(StorageError::Conflict(
+                    "this device is registered to another user".into(),
+                ));
+            }
+            Some((_, true)) => {
+                return Err(StorageError::Conflict(
+                    "this device was revoked; ask an administrator".into(),
+                ));
+            }
+            Some(_) => {
+                tx.execute(
+                    "UPDATE devices SET actor = ?2, last_seen = ?3 WHERE id = ?1",
+                    params![device, actor, now],
+                )?;
+            }
+            None => {
+                tx.execute(
+                    "INSERT INTO devices(id, user, actor, registered_at, last_seen) VALUES (?1, ?2, ?3, ?4, ?4)",
+                    params![device, user, actor, now],
+                )?;
+            }
+        }
+        tx.execute(
+            "INSERT INTO tokens(hash, device, expires_at, created_at) VALUES (?1, ?2, ?3, ?4)",
+            params![token_hash, device, expires_at, now],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn session(&self, token_hash: &str, now: i64) -> Result<Option<Session>> {
+        let conn = self.lock();
+        let row: Option<(String, String, String, String, String, i64)> = conn
+            .query_row(
+                "SELECT u.name, u.role, u.areas, d.id, d.actor, t.expires_at
+                 FROM tokens t JOIN devices d ON d.id = t.device JOIN users u ON u.name = d.user
+                 WHERE t.hash = ?1 AND t.expires_at > ?2 AND d.revoked = 0",
+                params![token_hash, now],
+                |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                    ))
+                },
+            )
+            .optional()?;
+        row.map(|(user, role, areas, device, actor, expires_at)| {
+            Ok(Session {
+                pusher: rules::Pusher {
+                    user,
+                    role: role_of(&role)?,
+                    areas: split_areas(&areas),
+                    device,
+                },
+                actor,
+                expires_at,
+            })
+        })
+        .transpose()
+    }
+
+    fn devices(&self) -> Result<Vec<DeviceRecord>> {
+        let conn = self.lock();
+        let mut st = conn.prepare("SELECT id, user, actor, registered_at, last_seen, revoked FROM devices ORDER BY user, id")?;
+        let rows = st.query_map([], |r| {
+            Ok(DeviceRecord {
+                id: r.get(0)?,
+                user: r.get(1)?,
+                actor: r.get(2)?,
+                registered_at: r.get(3)?,
+                last_seen: r.get(4)?,
+                revoked: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn revoke_device(&self, device: &str) -> Result<bool> {
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        let n = tx.execute("UPDATE devices SET revoked = 1 WHERE id = ?1", [device])?;
+        tx.execute("DELETE FROM tokens WHERE device = ?1", [device])?;
+        tx.commit()?;
+        Ok(n > 0)
+    }
+
+    fn ingest(&self, session: &Session, items: &[Item], now: i64) -> Result<Vec<Outcome>> {
+        let actor = ActorId::from(
+            hex(&session.actor)
+                .ok_or_else(|| StorageError::Schema("stored actor is not hex".into()))?,
+        );
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        let mut docs: Docs = HashMap::new();
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            tx.execute_batch("SAVEPOINT item")?;
+            // `ingest_one` updates `docs` only once an item is stored, so a
+            // rejected item leaves the held documents as SQLite has them.
+            match ingest_one(&tx, &mut docs, session, &actor, item, now) {
+                Ok(o @ Outcome::Stored { .. }) => {
+                    tx.execute_batch("RELEASE item")?;
+                    out.push(o);
+                }
+                Ok(o @ Outcome::Rejected(..)) => {
+                    tx.execute_batch("ROLLBACK TO item; RELEASE item")?;
+                    out.push(o);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        tx.execute(
+            "UPDATE devices SET last_seen = ?2 WHERE id = ?1",
+            params![session.pusher.device, now],
+        )?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    fn pull(&self, session: &Session, cursor: u64, max_bytes: usize) -> Result<Page> {
+        let conn = self.lock();
+        let (area, area_params) = area_clause("d.village_code", &session.pusher.areas, 3);
+        let sql = format!(
+            "SELECT l.seq, l.doc_id, d.kind, l.item_kind, l.data, l.device, d.first_seq, d.creator_device
+             FROM log l JOIN documents d ON d.id = l.doc_id
+             WHERE l.seq > ?1 AND {area} ORDER BY l.seq LIMIT ?2"
+        );
+        let mut st = conn.prepare_cached(&sql)?;
+        let mut bind: Vec<rusqlite::types::Value> =
+            vec![(cursor as i64).into(), (PULL_ROWS_MAX as i64).into()];
+        bind.extend(area_params.into_iter().map(rusqlite::types::Value::from));
+        let rows = st.query_map(rusqlite::params_from_iter(bind.iter()), |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, Vec<u8>>(4)?,
+                r.get::<_, String>(5)?,
+                r.get::<_, i64>(6)?,
+                r.get::<_, String>(7)?,
+            ))
+        })?;
+        let rows: Vec<_> = rows.collect::<rusqlite::Result<_>>()?;
+        let full = rows.len() == PULL_ROWS_MAX;
+        let mut page = Page {
+            items: Vec::new(),
+            cursor,
+            more: false,
+        };
+        let mut bytes = 0usize;
+        let mut whole_sent: HashSet<String> = HashSet::new();
+        let me = &session.pusher.device;
+        for (seq, doc_id, kind, item_kind, data, device, first_seq, creator) in rows {
+            if bytes >= max_bytes && !page.items.is_empty() {
+                page.more = true;
+                return Ok(page);
+            }
+            page.cursor = seq as u64;
+            if &device == me || whole_sent.contains(&doc_id) {
+                continue;
+            }
+            let record =
+                RecordKind::from_key(&kind).ok_or_else(|| corrupt(&doc_id, "unknown kind"))?;
+            let doc_bytes =
+                doc_id_bytes(&doc_id).ok_or_else(|| corrupt(&doc_id, "id is not a UUID"))?;
+            let (ik, payload) = if first_seq as u64 > cursor && &creator != me {
+                // The phone has never had this record: send it whole, once.
+                let (_, d) =
+                    load_doc(&conn, &doc_id)?.ok_or_else(|| corrupt(&doc_id, "vanished"))?;
+                whole_sent.insert(doc_id.clone());
+                (ItemKind::Document, d.save())
+            } else if item_kind == 1 {
+                (ItemKind::Change, data)
+            } else {
+                (ItemKind::Document, data)
+            };
+            bytes += payload.len();
+            page.items.push(PageItem {
+                seq: seq as u64,
+                item: Item {
+                    kind: ik,
+                    record,
+                    doc_id: doc_bytes,
+                    data: payload,
+                },
+            });
+        }
+        page.more = full;
+        Ok(page)
+    }
+
+    fn import_sites(&self, sites: &[Site], by: &str, now: i64) -> Result<usize> {
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        let mut n = 0;
+        for s in sites {
+            let exists: bool = tx.query_row(
+                "SELECT EXISTS(SELECT 1 FROM documents WHERE id = ?1)",
+                [&s.id],
+                |r| r.get(0),
+            )?;
+            if exists {
+                continue;
+            }
+            let mut d = Automerge::new();
+            let mut t = d.transaction();
+            doc::site::create(&mut t, s).map_err(|e| corrupt(&s.id, e))?;
+            t.commit();
+            let save = d.save();
+            persist(
+                &tx,
+                &s.id,
+                RecordKind::Site,
+                &d,
+                &[(ItemKind::Document, save.as_slice())],
+                &format!("registry:{by}"),
+                now,
+            )?;
+            n += 1;
+        }
+        tx.commit()?;
+        Ok(n)
+    }
+
+    fn photo_readable(&self, hash: &str, areas: &[String]) -> Result<bool> {
+        let conn = self.lock();
+        let (area, area_params) = area_clause("d.village_code", areas, 2);
+        let sql = format!("SELECT EXISTS(SELECT 1 FROM record_photos p JOIN documents d ON d.id = p.doc_id WHERE p.hash = ?1 AND {area})");
+        let mut bind: Vec<rusqlite::types::Value> = vec![hash.to_owned().into()];
+        bind.extend(area_params.into_iter().map(rusqlite::types::Value::from));
+        Ok(conn.query_row(&sql, rusqlite::params_from_iter(bind.iter()), |r| r.get(0))?)
+    }
+
+    fn audit(&self, e: &AuditEntry) -> Result<()> {
+        let conn = self.lock();
+        conn.execute(
+            "INSERT INTO audit(at, user, device, action, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![e.at, e.user, e.device, e.action, e.detail],
+        )?;
+        Ok(())
+    }
+
+    fn audit_log(&self, limit: u32) -> Result<Vec<AuditEntry>> {
+        let conn = self.lock();
+        let mut st = conn.prepare(
+            "SELECT at, user, device, action, detail FROM audit ORDER BY id DESC LIMIT ?1",
+        )?;
+        let rows = st.query_map([limit], |r| {
+            Ok(AuditEntry {
+                at: r.get(0)?,
+                user: r.get(1)?,
+                device: r.get(2)?,
+                action: r.get(3)?,
+                detail: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn counts(&self) -> Result<Counts> {
+        let conn = self.lock();
+        let c = |sql: &str| {
+            conn.query_row(sql, [], |r| r.get::<_, i64>(0))
+                .map(|n| n as u64)
+        };
+        Ok(Counts {
+            users: c("SELECT count(*) FROM users")?,
+            devices: c("SELECT count(*) FROM devices")?,
+            documents: c("SELECT count(*) FROM documents")?,
+            log_entries: c("SELECT count(*) FROM log")?,
+        })
+    }
+
+    fn verify_projections(&self) -> Result<Vec<String>> {
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        for t in ["sites", "inspections", "findings", "record_photos"] {
+            tx.execute_batch(&format!(
+                "CREATE TEMP TABLE old_{t} AS SELECT * FROM {t}; DELETE FROM {t};"
+            ))?;
+        }
+        let ids: Vec<String> = {
+            let mut st = tx.prepare("SELECT id FROM documents")?;
+            let rows = st.query_map([], |r| r.get(0))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        for id in ids {
+            let (kind, d) = load_doc(&tx, &id)?.ok_or_else(|| corrupt(&id, "vanished"))?;
+            refresh(&tx, &id, kind, &d)?;
+        }
+        let mut diffs = Vec::new();
+        for (t, key) in [
+            ("sites", "id"),
+            ("inspections", "id"),
+            ("findings", "id"),
+            ("record_photos", "hash || ' ' || doc_id"),
+        ] {
+            let sql = format!(
+                "SELECT 'missing from {t}: ' || {key} FROM (SELECT * FROM {t} EXCEPT SELECT * FROM old_{t})
+                 UNION ALL SELECT 'stale in {t}: ' || {key} FROM (SELECT * FROM old_{t} EXCEPT SELECT * FROM {t})"
+            );
+            let mut st = tx.prepare(&sql)?;
+            let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+            for r in rows {
+                diffs.push(r?);
+            }
+        }
+        // Leave everything as it was: this is a check, not a repair.
+        tx.rollback()?;
+        Ok(diffs)
+    }
+}
+
+fn hex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
