@@ -34,7 +34,13 @@ fn sewage_answers(i: usize) -> Vec<(String, Value)> {
 
 fn request_bytes(store: &mut Store) -> usize {
     let items = store.outgoing_items(10_000, usize::MAX).unwrap();
-    let n = SyncRequest { cursor: 123_456, page_bytes: 0, items: items.iter().map(|o| o.item.clone()).collect() }.encode().len();
+    let n = SyncRequest {
+        cursor: 123_456,
+        page_bytes: 0,
+        items: items.iter().map(|o| o.item.clone()).collect(),
+    }
+    .encode()
+    .len();
     let hashes: Vec<String> = items.into_iter().flat_map(|o| o.covers).collect();
     store.acknowledge_items(&hashes).unwrap();
     n
@@ -42,32 +48,80 @@ fn request_bytes(store: &mut Store) -> usize {
 
 fn wire_bytes() {
     let dir = tempfile::tempdir().unwrap();
-    let mut s = Store::open(dir.path(), Identity { user: "bench".into(), role: Role::Inspector, areas: vec!["4103".into()], device: "d".into() }).unwrap();
-    let site = s.add_site(NewSite { kind: SiteKind::RuralSewage, name: "污水站".into(), village_code: "410324100201".into(), location: None, attributes: Default::default() }).unwrap();
+    let mut s = Store::open(
+        dir.path(),
+        Identity {
+            user: "bench".into(),
+            role: Role::Inspector,
+            areas: vec!["4103".into()],
+            device: "d".into(),
+        },
+    )
+    .unwrap();
+    let site = s
+        .add_site(NewSite {
+            kind: SiteKind::RuralSewage,
+            name: "污水站".into(),
+            village_code: "410324100201".into(),
+            location: None,
+            attributes: Default::default(),
+        })
+        .unwrap();
     request_bytes(&mut s);
     let t = s.templates().latest(SiteKind::RuralSewage).unwrap();
     let id = s.start_inspection(&site).unwrap();
     let answers = sewage_answers(1);
-    let valid: Vec<_> = answers.into_iter().filter(|(k, v)| t.check_value(k, v).is_ok()).collect();
+    let valid: Vec<_> = answers
+        .into_iter()
+        .filter(|(k, v)| t.check_value(k, v).is_ok())
+        .collect();
     s.set_answers(&id, &valid).unwrap();
-    s.set_location(&id, fieldbook_core::model::GpsFix { lat: 34.1, lon: 112.2, accuracy_m: 6.0, at: 0, mock: false }).unwrap();
+    s.set_location(
+        &id,
+        fieldbook_core::model::GpsFix {
+            lat: 34.1,
+            lon: 112.2,
+            accuracy_m: 6.0,
+            at: 0,
+            mock: false,
+        },
+    )
+    .unwrap();
     // Photos are out of this measure, so the template's photo requirement
     // keeps it a draft; submission is one more small event.
     let submitted = s.submit(&id).is_ok();
     let new = request_bytes(&mut s);
-    s.set_answers(&id, &[("households_served".into(), Value::Number(130.0)), ("lab_cod_mg_l".into(), Value::Number(30.0)), ("signboard".into(), false.into())]).ok();
+    s.set_answers(
+        &id,
+        &[
+            ("households_served".into(), Value::Number(130.0)),
+            ("lab_cod_mg_l".into(), Value::Number(30.0)),
+            ("signboard".into(), false.into()),
+        ],
+    )
+    .ok();
     // If submitted, edits are closed: measure on a fresh draft instead.
     let id2 = s.start_inspection(&site).unwrap();
     s.set_answers(&id2, &valid).unwrap();
     request_bytes(&mut s);
-    s.set_answers(&id2, &[("households_served".into(), Value::Number(130.0)), ("lab_cod_mg_l".into(), Value::Number(30.0)), ("signboard".into(), false.into())]).unwrap();
+    s.set_answers(
+        &id2,
+        &[
+            ("households_served".into(), Value::Number(130.0)),
+            ("lab_cod_mg_l".into(), Value::Number(30.0)),
+            ("signboard".into(), false.into()),
+        ],
+    )
+    .unwrap();
     let edit = request_bytes(&mut s);
     println!(
         "wire: new inspection ({} answers, location{}), one request, envelope included: {new} B (goal <= 900)",
         valid.len(),
         if submitted { ", submitted" } else { ", draft" }
     );
-    println!("wire: 3-field edit of a synced inspection, one request, envelope included: {edit} B (goal <= 250)");
+    println!(
+        "wire: 3-field edit of a synced inspection, one request, envelope included: {edit} B (goal <= 250)"
+    );
 }
 
 fn main() {
@@ -81,7 +135,16 @@ fn main() {
     let inspections: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(50);
 
     // One phone with 500 pending inspections: how many requests?
-    let one = sim::Args { server: server.clone(), phones: 1, inspections: 500, photos: 0, loss: 0.0, seed: 9001, admin: "admin".into(), patience: 60 };
+    let one = sim::Args {
+        server: server.clone(),
+        phones: 1,
+        inspections: 500,
+        photos: 0,
+        loss: 0.0,
+        seed: 9001,
+        admin: "admin".into(),
+        patience: 60,
+    };
     let plan = sim::provision(&one).unwrap();
     let mut phone = sim::prepare_phone(&plan, &one, 0).unwrap();
     let before = phone.summary.progress.requests;
@@ -94,21 +157,44 @@ fn main() {
     );
 
     // Many phones fill offline, then push at once.
-    let many = sim::Args { server, phones, inspections, photos: 0, loss: 0.0, seed: 9002, admin: "admin".into(), patience: 120 };
+    let many = sim::Args {
+        server,
+        phones,
+        inspections,
+        photos: 0,
+        loss: 0.0,
+        seed: 9002,
+        admin: "admin".into(),
+        patience: 120,
+    };
     let t0 = Instant::now();
     let plan = sim::provision(&many).unwrap();
     let mut prepared: Vec<sim::SimPhone> = std::thread::scope(|s| {
-        let chunks: Vec<Vec<usize>> = (0..phones).collect::<Vec<_>>().chunks(phones.div_ceil(8)).map(|c| c.to_vec()).collect();
+        let chunks: Vec<Vec<usize>> = (0..phones)
+            .collect::<Vec<_>>()
+            .chunks(phones.div_ceil(8))
+            .map(|c| c.to_vec())
+            .collect();
         let handles: Vec<_> = chunks
             .into_iter()
             .map(|c| {
                 let (plan, many) = (&plan, &many);
-                s.spawn(move || c.into_iter().map(|p| sim::prepare_phone(plan, many, p).unwrap()).collect::<Vec<_>>())
+                s.spawn(move || {
+                    c.into_iter()
+                        .map(|p| sim::prepare_phone(plan, many, p).unwrap())
+                        .collect::<Vec<_>>()
+                })
             })
             .collect();
-        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
     });
-    println!("prepared {phones} phones x {inspections} inspections offline in {:.1} s", t0.elapsed().as_secs_f64());
+    println!(
+        "prepared {phones} phones x {inspections} inspections offline in {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
     let start = Instant::now();
     std::thread::scope(|s| {
         for p in prepared.iter_mut() {
@@ -119,6 +205,9 @@ fn main() {
     let secs = start.elapsed().as_secs_f64();
     let total = phones * inspections;
     let requests: u32 = prepared.iter().map(|p| p.summary.progress.requests).sum();
-    println!("ingest: {total} inspections from {phones} phones in {secs:.2} s = {:.0} inspections/s ({requests} requests) (goal >= 2000)", total as f64 / secs);
+    println!(
+        "ingest: {total} inspections from {phones} phones in {secs:.2} s = {:.0} inspections/s ({requests} requests) (goal >= 2000)",
+        total as f64 / secs
+    );
     std::thread::sleep(Duration::from_millis(100));
 }

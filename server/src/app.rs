@@ -42,7 +42,10 @@ pub struct AppState {
 
 impl AppState {
     /// State over `storage`, keeping photos in `photo_dir`.
-    pub fn new(storage: Arc<dyn Storage>, photo_dir: std::path::PathBuf) -> std::io::Result<AppState> {
+    pub fn new(
+        storage: Arc<dyn Storage>,
+        photo_dir: std::path::PathBuf,
+    ) -> std::io::Result<AppState> {
         Ok(AppState {
             storage,
             metrics: Arc::new(Metrics::default()),
@@ -93,8 +96,16 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(metrics_text))
         .route("/v1/login", post(login))
         .route("/v1/sync", post(sync))
-        .route("/v1/photos", post(crate::photos::create).options(crate::photos::options))
-        .route("/v1/photos/{hash}", get(crate::photos::get).head(crate::photos::head).patch(crate::photos::patch))
+        .route(
+            "/v1/photos",
+            post(crate::photos::create).options(crate::photos::options),
+        )
+        .route(
+            "/v1/photos/{hash}",
+            get(crate::photos::get)
+                .head(crate::photos::head)
+                .patch(crate::photos::patch),
+        )
         .route("/v1/admin/users", get(list_users).post(create_user))
         .route("/v1/admin/devices", get(list_devices))
         .route("/v1/admin/devices/{id}/revoke", post(revoke_device))

@@ -13,9 +13,9 @@ use crate::app::{AppState, Auth};
 use crate::error::AppError;
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use fieldbook_core::sync::tus::{base64_decode, PHOTO_UPLOAD_BYTES_MAX, TUS_VERSION};
+use fieldbook_core::sync::tus::{PHOTO_UPLOAD_BYTES_MAX, TUS_VERSION, base64_decode};
 use sha1::Digest;
 use std::io::Write;
 use std::path::PathBuf;
@@ -27,13 +27,18 @@ pub struct PhotoStore {
 }
 
 fn valid_hash(h: &str) -> bool {
-    h.len() == 64 && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    h.len() == 64
+        && h.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 impl PhotoStore {
     pub fn new(dir: PathBuf) -> std::io::Result<PhotoStore> {
         std::fs::create_dir_all(dir.join("partial"))?;
-        Ok(PhotoStore { dir, lock: tokio::sync::Mutex::new(()) })
+        Ok(PhotoStore {
+            dir,
+            lock: tokio::sync::Mutex::new(()),
+        })
     }
 
     fn final_path(&self, h: &str) -> PathBuf {
@@ -53,9 +58,15 @@ impl PhotoStore {
         if let Ok(m) = std::fs::metadata(self.final_path(h)) {
             return Ok(Some((m.len(), m.len())));
         }
-        let Ok(len) = std::fs::read_to_string(self.len_path(h)) else { return Ok(None) };
-        let Ok(length) = len.trim().parse::<u64>() else { return Ok(None) };
-        let offset = std::fs::metadata(self.part_path(h)).map(|m| m.len()).unwrap_or(0);
+        let Ok(len) = std::fs::read_to_string(self.len_path(h)) else {
+            return Ok(None);
+        };
+        let Ok(length) = len.trim().parse::<u64>() else {
+            return Ok(None);
+        };
+        let offset = std::fs::metadata(self.part_path(h))
+            .map(|m| m.len())
+            .unwrap_or(0);
         Ok(Some((offset, length)))
     }
 
@@ -80,8 +91,10 @@ fn sync_dir(dir: &std::path::Path) {
 }
 
 fn tus_headers(mut r: Response) -> Response {
-    r.headers_mut().insert("tus-resumable", HeaderValue::from_static(TUS_VERSION));
-    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r.headers_mut()
+        .insert("tus-resumable", HeaderValue::from_static(TUS_VERSION));
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
 }
 
@@ -89,7 +102,9 @@ fn check_hash(h: &str) -> Result<(), AppError> {
     if valid_hash(h) {
         Ok(())
     } else {
-        Err(AppError::BadRequest("a photo is addressed by its BLAKE3 hash: 64 lowercase hex digits".into()))
+        Err(AppError::BadRequest(
+            "a photo is addressed by its BLAKE3 hash: 64 lowercase hex digits".into(),
+        ))
     }
 }
 
@@ -98,7 +113,10 @@ pub async fn options() -> Response {
     let mut r = StatusCode::NO_CONTENT.into_response();
     let h = r.headers_mut();
     h.insert("tus-version", HeaderValue::from_static(TUS_VERSION));
-    h.insert("tus-extension", HeaderValue::from_static("creation,checksum"));
+    h.insert(
+        "tus-extension",
+        HeaderValue::from_static("creation,checksum"),
+    );
     h.insert("tus-checksum-algorithm", HeaderValue::from_static("sha1"));
     if let Ok(v) = HeaderValue::from_str(&PHOTO_UPLOAD_BYTES_MAX.to_string()) {
         h.insert("tus-max-size", v);
@@ -112,12 +130,18 @@ fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 /// `POST /v1/photos`: creates an upload. `Upload-Metadata` must carry
 /// `blake3 <base64 of the hex hash>`; `Upload-Length` the size.
-pub async fn create(State(st): State<AppState>, Auth(s): Auth, headers: HeaderMap) -> Result<Response, AppError> {
+pub async fn create(
+    State(st): State<AppState>,
+    Auth(s): Auth,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
     let length: u64 = header_str(&headers, "upload-length")
         .and_then(|v| v.parse().ok())
         .ok_or_else(|| AppError::BadRequest("Upload-Length is missing or not a number".into()))?;
     if length == 0 || length > PHOTO_UPLOAD_BYTES_MAX {
-        return Err(AppError::TooLarge(format!("a photo must be 1 to {PHOTO_UPLOAD_BYTES_MAX} bytes; Upload-Length is {length}")));
+        return Err(AppError::TooLarge(format!(
+            "a photo must be 1 to {PHOTO_UPLOAD_BYTES_MAX} bytes; Upload-Length is {length}"
+        )));
     }
     let meta = header_str(&headers, "upload-metadata").unwrap_or("");
     let hash = meta
@@ -126,13 +150,22 @@ pub async fn create(State(st): State<AppState>, Auth(s): Auth, headers: HeaderMa
         .find(|(k, _)| *k == "blake3")
         .and_then(|(_, v)| base64_decode(v))
         .and_then(|b| String::from_utf8(b).ok())
-        .ok_or_else(|| AppError::BadRequest("Upload-Metadata must name the photo: blake3 <base64 of its hex hash>".into()))?;
+        .ok_or_else(|| {
+            AppError::BadRequest(
+                "Upload-Metadata must name the photo: blake3 <base64 of its hex hash>".into(),
+            )
+        })?;
     check_hash(&hash)?;
     let ps = &st.photos;
     let _guard = ps.lock.lock().await;
-    match ps.state(&hash).map_err(|e| AppError::Internal(e.to_string()))? {
+    match ps
+        .state(&hash)
+        .map_err(|e| AppError::Internal(e.to_string()))?
+    {
         Some((_, l)) if l != length => {
-            return Err(AppError::Conflict(format!("an upload of {hash} with length {l} exists")));
+            return Err(AppError::Conflict(format!(
+                "an upload of {hash} with length {l} exists"
+            )));
         }
         Some(_) => {}
         None => {
@@ -148,7 +181,9 @@ pub async fn create(State(st): State<AppState>, Auth(s): Auth, headers: HeaderMa
         }
     }
     drop(_guard);
-    st.metrics.photo_uploads_started.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    st.metrics
+        .photo_uploads_started
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let _ = s;
     let mut r = StatusCode::CREATED.into_response();
     if let Ok(v) = HeaderValue::from_str(&format!("/v1/photos/{hash}")) {
@@ -158,22 +193,40 @@ pub async fn create(State(st): State<AppState>, Auth(s): Auth, headers: HeaderMa
 }
 
 /// `HEAD /v1/photos/<hash>`: the upload's offset and length.
-pub async fn head(State(st): State<AppState>, Auth(_s): Auth, Path(hash): Path<String>) -> Result<Response, AppError> {
+pub async fn head(
+    State(st): State<AppState>,
+    Auth(_s): Auth,
+    Path(hash): Path<String>,
+) -> Result<Response, AppError> {
     check_hash(&hash)?;
-    let Some((offset, length)) = st.photos.state(&hash).map_err(|e| AppError::Internal(e.to_string()))? else {
+    let Some((offset, length)) = st
+        .photos
+        .state(&hash)
+        .map_err(|e| AppError::Internal(e.to_string()))?
+    else {
         return Ok(tus_headers(StatusCode::NOT_FOUND.into_response()));
     };
     let mut r = StatusCode::OK.into_response();
-    r.headers_mut().insert("upload-offset", HeaderValue::from(offset));
-    r.headers_mut().insert("upload-length", HeaderValue::from(length));
+    r.headers_mut()
+        .insert("upload-offset", HeaderValue::from(offset));
+    r.headers_mut()
+        .insert("upload-length", HeaderValue::from(length));
     Ok(tus_headers(r))
 }
 
 /// `PATCH /v1/photos/<hash>`: appends a chunk at `Upload-Offset`.
-pub async fn patch(State(st): State<AppState>, Auth(_s): Auth, Path(hash): Path<String>, headers: HeaderMap, body: Body) -> Result<Response, AppError> {
+pub async fn patch(
+    State(st): State<AppState>,
+    Auth(_s): Auth,
+    Path(hash): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, AppError> {
     check_hash(&hash)?;
     if header_str(&headers, "content-type") != Some("application/offset+octet-stream") {
-        return Err(AppError::UnsupportedMediaType("PATCH bodies are application/offset+octet-stream".into()));
+        return Err(AppError::UnsupportedMediaType(
+            "PATCH bodies are application/offset+octet-stream".into(),
+        ));
     }
     let offset: u64 = header_str(&headers, "upload-offset")
         .and_then(|v| v.parse().ok())
@@ -181,35 +234,58 @@ pub async fn patch(State(st): State<AppState>, Auth(_s): Auth, Path(hash): Path<
     let checksum = match header_str(&headers, "upload-checksum") {
         None => None,
         Some(v) => match v.split_once(' ') {
-            Some(("sha1", b64)) => Some(base64_decode(b64).ok_or_else(|| AppError::BadRequest("Upload-Checksum is not base64".into()))?),
-            _ => return Err(AppError::BadRequest("only sha1 checksums are supported".into())),
+            Some(("sha1", b64)) => Some(
+                base64_decode(b64)
+                    .ok_or_else(|| AppError::BadRequest("Upload-Checksum is not base64".into()))?,
+            ),
+            _ => {
+                return Err(AppError::BadRequest(
+                    "only sha1 checksums are supported".into(),
+                ));
+            }
         },
     };
     let bytes = axum::body::to_bytes(body, PHOTO_UPLOAD_BYTES_MAX as usize)
         .await
-        .map_err(|_| AppError::TooLarge(format!("a chunk is over the limit of {PHOTO_UPLOAD_BYTES_MAX} bytes")))?;
+        .map_err(|_| {
+            AppError::TooLarge(format!(
+                "a chunk is over the limit of {PHOTO_UPLOAD_BYTES_MAX} bytes"
+            ))
+        })?;
     let ps = &st.photos;
     let _guard = ps.lock.lock().await;
-    let Some((current, length)) = ps.state(&hash).map_err(|e| AppError::Internal(e.to_string()))? else {
-        return Err(AppError::NotFound(format!("no upload for {hash}; create it first")));
+    let Some((current, length)) = ps
+        .state(&hash)
+        .map_err(|e| AppError::Internal(e.to_string()))?
+    else {
+        return Err(AppError::NotFound(format!(
+            "no upload for {hash}; create it first"
+        )));
     };
     if offset != current {
-        return Err(AppError::Conflict(format!("Upload-Offset is {offset} but the server has {current} bytes")));
+        return Err(AppError::Conflict(format!(
+            "Upload-Offset is {offset} but the server has {current} bytes"
+        )));
     }
     if current == length {
         let mut r = StatusCode::NO_CONTENT.into_response();
-        r.headers_mut().insert("upload-offset", HeaderValue::from(current));
+        r.headers_mut()
+            .insert("upload-offset", HeaderValue::from(current));
         return Ok(tus_headers(r));
     }
     if offset + bytes.len() as u64 > length {
-        return Err(AppError::BadRequest(format!("the chunk runs past Upload-Length {length}")));
+        return Err(AppError::BadRequest(format!(
+            "the chunk runs past Upload-Length {length}"
+        )));
     }
     // 460 Checksum Mismatch (tus): the chunk is discarded.
     if let Some(sum) = checksum
         && sha1::Sha1::digest(&bytes).as_slice() != sum.as_slice()
     {
         let status = StatusCode::from_u16(460).unwrap_or(StatusCode::BAD_REQUEST);
-        return Ok(tus_headers((status, "checksum mismatch: chunk discarded").into_response()));
+        return Ok(tus_headers(
+            (status, "checksum mismatch: chunk discarded").into_response(),
+        ));
     }
     let part = ps.part_path(&hash);
     let append = || -> std::io::Result<()> {
@@ -224,28 +300,47 @@ pub async fn patch(State(st): State<AppState>, Auth(_s): Auth, Path(hash): Path<
         if blake3::hash(&data).to_hex().as_str() != hash {
             let _ = std::fs::remove_file(&part);
             let _ = std::fs::remove_file(ps.len_path(&hash));
-            return Err(AppError::BadRequest("the uploaded bytes do not match the photo's hash; upload discarded".into()));
+            return Err(AppError::BadRequest(
+                "the uploaded bytes do not match the photo's hash; upload discarded".into(),
+            ));
         }
-        std::fs::rename(&part, ps.final_path(&hash)).map_err(|e| AppError::Internal(e.to_string()))?;
+        std::fs::rename(&part, ps.final_path(&hash))
+            .map_err(|e| AppError::Internal(e.to_string()))?;
         sync_dir(&ps.dir);
         let _ = std::fs::remove_file(ps.len_path(&hash));
-        st.metrics.photos_completed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        st.metrics
+            .photos_completed
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
     let mut r = StatusCode::NO_CONTENT.into_response();
-    r.headers_mut().insert("upload-offset", HeaderValue::from(new_offset));
+    r.headers_mut()
+        .insert("upload-offset", HeaderValue::from(new_offset));
     Ok(tus_headers(r))
 }
 
 /// `GET /v1/photos/<hash>`: the JPEG, for users who may read a record that
 /// references it.
-pub async fn get(State(st): State<AppState>, Auth(s): Auth, Path(hash): Path<String>) -> Result<Response, AppError> {
+pub async fn get(
+    State(st): State<AppState>,
+    Auth(s): Auth,
+    Path(hash): Path<String>,
+) -> Result<Response, AppError> {
     check_hash(&hash)?;
     let (h2, areas) = (hash.clone(), s.pusher.areas.clone());
     let allowed = st.db(move |db| db.photo_readable(&h2, &areas)).await?;
     // Not found and not allowed look the same: no probing for photos.
     let data = if allowed { st.photos.read(&hash) } else { None };
     match data {
-        Some(d) => Ok(([(header::CONTENT_TYPE, "image/jpeg"), (header::CACHE_CONTROL, "private, max-age=86400")], d).into_response()),
-        None => Err(AppError::NotFound(format!("no photo {hash} that this user may read"))),
+        Some(d) => Ok((
+            [
+                (header::CONTENT_TYPE, "image/jpeg"),
+                (header::CACHE_CONTROL, "private, max-age=86400"),
+            ],
+            d,
+        )
+            .into_response()),
+        None => Err(AppError::NotFound(format!(
+            "no photo {hash} that this user may read"
+        ))),
     }
 }

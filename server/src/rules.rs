@@ -80,7 +80,11 @@ fn check_events(p: &Pusher, before: &[Event], after: &[Event]) -> Verdict {
             );
         }
     }
-    Ok(after.iter().filter(|e| !before.contains(e)).cloned().collect())
+    Ok(after
+        .iter()
+        .filter(|e| !before.contains(e))
+        .cloned()
+        .collect())
 }
 
 fn scope(p: &Pusher, code: &str) -> Result<(), (RejectCode, String)> {

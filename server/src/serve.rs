@@ -39,7 +39,8 @@ pub fn run(args: Args) -> Result<()> {
             "fieldbook server listening on http://{addr} (data in {})",
             args.data.display()
         );
-        let state = AppState::new(storage, args.data.join("photos")).context("cannot create the photo folder")?;
+        let state = AppState::new(storage, args.data.join("photos"))
+            .context("cannot create the photo folder")?;
         axum::serve(listener, app(state))
             .with_graceful_shutdown(async {
                 let ctrl_c = tokio::signal::ctrl_c();

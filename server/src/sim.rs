@@ -179,7 +179,11 @@ pub fn generated_photo(seed: u64) -> Vec<u8> {
         x ^= x >> 17;
         x ^= x << 5;
         let n = (x % 40) as u8;
-        image::Rgb([((i * 255 / w) as u8).wrapping_add(n), ((j * 255 / h) as u8).wrapping_add(tint), tint.wrapping_add(n)])
+        image::Rgb([
+            ((i * 255 / w) as u8).wrapping_add(n),
+            ((j * 255 / h) as u8).wrapping_add(tint),
+            tint.wrapping_add(n),
+        ])
     });
     let mut out = std::io::Cursor::new(Vec::new());
     // Encoding into memory cannot fail for an RGB image.
@@ -202,7 +206,10 @@ fn answers(rng: &mut Rng, allow_damage: bool) -> Vec<(String, Value)> {
         ("lid_sealed", Value::Bool(true)),
         ("emptying", Value::from("on_time")),
         ("effluent_to", Value::from("field_reuse")),
-        ("old_toilet_removed", Value::Bool(!rng.next().is_multiple_of(10))),
+        (
+            "old_toilet_removed",
+            Value::Bool(!rng.next().is_multiple_of(10)),
+        ),
         ("aftercare_arranged", Value::Bool(true)),
         (
             "satisfaction",
@@ -219,7 +226,12 @@ pub fn run(args: Args) -> Result<()> {
     let report = simulate(&args)?;
     println!("{}", serde_json::to_string(&report)?);
     if report.lost > 0 || report.duplicated > 0 || report.photos_missing > 0 {
-        bail!("{} inspections lost, {} duplicated, {} photos missing", report.lost, report.duplicated, report.photos_missing);
+        bail!(
+            "{} inspections lost, {} duplicated, {} photos missing",
+            report.lost,
+            report.duplicated,
+            report.photos_missing
+        );
     }
     Ok(())
 }
@@ -250,14 +262,19 @@ pub fn provision(args: &Args) -> Result<Plan> {
     if !(0.0..=1.0).contains(&args.loss) {
         bail!("--loss must be between 0 and 1");
     }
-    let admin_password = std::env::var("FIELDBOOK_ADMIN_PASSWORD").context("set FIELDBOOK_ADMIN_PASSWORD to the --admin user's password")?;
+    let admin_password = std::env::var("FIELDBOOK_ADMIN_PASSWORD")
+        .context("set FIELDBOOK_ADMIN_PASSWORD to the --admin user's password")?;
     let work = tempfile::tempdir()?;
     let patience = Duration::from_secs(args.patience);
     let server = args.server.trim_end_matches('/').to_owned();
 
     // Townships with a seat, one per phone, chosen by the seed.
     let d = Divisions::luoyang();
-    let mut townships: Vec<_> = d.within("4103", Level::Township).into_iter().filter(|t| area::has_township_seat(&t.code)).collect();
+    let mut townships: Vec<_> = d
+        .within("4103", Level::Township)
+        .into_iter()
+        .filter(|t| area::has_township_seat(&t.code))
+        .collect();
     let mut rng = Rng::new(args.seed);
     for i in (1..townships.len()).rev() {
         townships.swap(i, (rng.next() % (i as u64 + 1)) as usize);
@@ -269,8 +286,13 @@ pub fn provision(args: &Args) -> Result<Plan> {
     let actor = Store::prepare(&admin_dir)?;
     let mut at = HttpTransport::new(&server, None);
     let token = with_patience(patience, || {
-        at.login(&LoginRequest { username: args.admin.clone(), password: admin_password.clone(), device: format!("{tag}-admin"), actor: actor.clone() })
-            .map_err(|e| anyhow::anyhow!("admin login: {e}"))
+        at.login(&LoginRequest {
+            username: args.admin.clone(),
+            password: admin_password.clone(),
+            device: format!("{tag}-admin"),
+            actor: actor.clone(),
+        })
+        .map_err(|e| anyhow::anyhow!("admin login: {e}"))
     })?
     .token;
     let http = agent();
@@ -294,18 +316,33 @@ pub fn provision(args: &Args) -> Result<Plan> {
     for p in 0..args.phones {
         let t = townships[p % townships.len()];
         chosen.push(t.code.clone());
-        let villages: Vec<_> = d.within(&t.code, Level::Village).into_iter().filter(|v| area::is_rural_village(&v.code)).collect();
-        let villages = if villages.is_empty() { d.within(&t.code, Level::Village) } else { villages };
+        let villages: Vec<_> = d
+            .within(&t.code, Level::Village)
+            .into_iter()
+            .filter(|v| area::is_rural_village(&v.code))
+            .collect();
+        let villages = if villages.is_empty() {
+            d.within(&t.code, Level::Village)
+        } else {
+            villages
+        };
         for j in 0..args.inspections {
             let v = villages[j % villages.len()];
             let lat = 33.6 + (rng.next() % 15_000) as f64 / 10_000.0;
             let lon = 111.1 + (rng.next() % 17_000) as f64 / 10_000.0;
-            csv += &format!("household_toilet,{tag} p{p} 户厕 {j} (generated),{},{lat:.5},{lon:.5}\n", v.code);
+            csv += &format!(
+                "household_toilet,{tag} p{p} 户厕 {j} (generated),{},{lat:.5},{lon:.5}\n",
+                v.code
+            );
         }
     }
     for (p, township) in chosen.iter().enumerate() {
         let body = serde_json::json!({"name": format!("{tag}-p{p}"), "password": password, "role": "inspector", "areas": [township]});
-        match post("/v1/admin/users", "application/json", body.to_string().as_bytes())? {
+        match post(
+            "/v1/admin/users",
+            "application/json",
+            body.to_string().as_bytes(),
+        )? {
             201 | 409 => {}
             s => bail!("creating user {tag}-p{p}: HTTP {s}"),
         }
@@ -314,7 +351,11 @@ pub fn provision(args: &Args) -> Result<Plan> {
     sup_areas.sort();
     sup_areas.dedup();
     let body = serde_json::json!({"name": format!("{tag}-sup"), "password": password, "role": "supervisor", "areas": sup_areas});
-    match post("/v1/admin/users", "application/json", body.to_string().as_bytes())? {
+    match post(
+        "/v1/admin/users",
+        "application/json",
+        body.to_string().as_bytes(),
+    )? {
         201 | 409 => {}
         s => bail!("creating the supervisor: HTTP {s}"),
     }
@@ -322,7 +363,14 @@ pub fn provision(args: &Args) -> Result<Plan> {
         200 => {}
         s => bail!("importing sites: HTTP {s}"),
     }
-    Ok(Plan { server, tag, password, townships: chosen, patience, work })
+    Ok(Plan {
+        server,
+        tag,
+        password,
+        townships: chosen,
+        patience,
+        work,
+    })
 }
 
 /// Logs phone `p` in, pulls its sites and fills its inspections offline.
@@ -330,12 +378,26 @@ pub fn prepare_phone(plan: &Plan, args: &Args, p: usize) -> Result<SimPhone> {
     let tag = &plan.tag;
     let dir = plan.work.path().join(format!("phone-{p}"));
     let user = format!("{tag}-p{p}");
-    let (mut store, t) = with_patience(plan.patience, || login(&plan.server, &dir, &user, &plan.password, &format!("{tag}-phone-{p}")))?;
+    let (mut store, t) = with_patience(plan.patience, || {
+        login(
+            &plan.server,
+            &dir,
+            &user,
+            &plan.password,
+            &format!("{tag}-phone-{p}"),
+        )
+    })?;
     let seed = args.seed.wrapping_mul(1000).wrapping_add(p as u64);
     let mut transport = LossyTransport::new(t, args.loss, seed);
     let summary = sync_patiently(&mut store, &mut transport, seed, plan.patience)?;
-    let sites = store.list_sites(&SiteFilter { limit: Some(10_000), ..Default::default() })?;
-    let mine: Vec<_> = sites.into_iter().filter(|s| s.name.starts_with(&format!("{tag} p{p} "))).collect();
+    let sites = store.list_sites(&SiteFilter {
+        limit: Some(10_000),
+        ..Default::default()
+    })?;
+    let mine: Vec<_> = sites
+        .into_iter()
+        .filter(|s| s.name.starts_with(&format!("{tag} p{p} ")))
+        .collect();
     let mut rng = Rng::new(seed);
     let mut created = Vec::new();
     for s in mine.iter().take(args.inspections) {
@@ -349,20 +411,43 @@ pub fn prepare_phone(plan: &Plan, args: &Args, p: usize) -> Result<SimPhone> {
             let png = generated_photo(rng.next());
             store.add_photo(&id, PhotoInput::Bytes(&png), Some(field))?;
         }
-        let loc = s.location.unwrap_or(fieldbook_core::model::GeoPoint { lat: 34.0, lon: 112.0 });
-        store.set_location(&id, GpsFix { lat: loc.lat, lon: loc.lon, accuracy_m: 5.0 + (rng.next() % 30) as f64, at: 0, mock: false })?;
+        let loc = s.location.unwrap_or(fieldbook_core::model::GeoPoint {
+            lat: 34.0,
+            lon: 112.0,
+        });
+        store.set_location(
+            &id,
+            GpsFix {
+                lat: loc.lat,
+                lon: loc.lon,
+                accuracy_m: 5.0 + (rng.next() % 30) as f64,
+                at: 0,
+                mock: false,
+            },
+        )?;
         // With fewer photos than the template needs, inspections stay drafts.
         if args.photos >= 2 {
             store.submit(&id)?;
         }
         created.push(id);
     }
-    Ok(SimPhone { store, transport, created, seed, summary })
+    Ok(SimPhone {
+        store,
+        transport,
+        created,
+        seed,
+        summary,
+    })
 }
 
 /// Pushes everything the phone holds, patiently.
 pub fn push(phone: &mut SimPhone, patience: Duration) -> Result<()> {
-    let s = sync_patiently(&mut phone.store, &mut phone.transport, phone.seed ^ 1, patience)?;
+    let s = sync_patiently(
+        &mut phone.store,
+        &mut phone.transport,
+        phone.seed ^ 1,
+        patience,
+    )?;
     add(&mut phone.summary, &s);
     Ok(())
 }
@@ -394,7 +479,13 @@ pub fn simulate(args: &Args) -> Result<Report> {
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a phone thread panicked")))).collect()
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a phone thread panicked")))
+            })
+            .collect()
     });
     let mut created = Vec::new();
     let mut totals = SyncSummary::default();
@@ -408,19 +499,36 @@ pub fn simulate(args: &Args) -> Result<Report> {
 
 /// A supervisor on a good connection approves or returns what arrived, and
 /// witnesses what the server holds.
-pub fn review_and_count(plan: &Plan, args: &Args, created: &[String], totals: &SyncSummary, started: Instant) -> Result<Report> {
+pub fn review_and_count(
+    plan: &Plan,
+    args: &Args,
+    created: &[String],
+    totals: &SyncSummary,
+    started: Instant,
+) -> Result<Report> {
     let tag = &plan.tag;
     let (mut desk, mut dt) = with_patience(plan.patience, || {
-        login(&plan.server, &plan.work.path().join("desk"), &format!("{tag}-sup"), &plan.password, &format!("{tag}-desk"))
+        login(
+            &plan.server,
+            &plan.work.path().join("desk"),
+            &format!("{tag}-sup"),
+            &plan.password,
+            &format!("{tag}-desk"),
+        )
     })?;
     sync_patiently(&mut desk, &mut dt, args.seed, plan.patience)?;
-    let on_server = desk.list_inspections(&InspectionFilter { limit: Some(10_000), ..Default::default() })?;
+    let on_server = desk.list_inspections(&InspectionFilter {
+        limit: Some(10_000),
+        ..Default::default()
+    })?;
     let created_set: HashSet<&String> = created.iter().collect();
     let mut approved = 0;
     let mut returned = 0;
     let mut rng = Rng::new(args.seed ^ 0x5e5);
     for row in &on_server {
-        if row.status != fieldbook_core::model::InspectionStatus::Submitted || !created_set.contains(&row.id) {
+        if row.status != fieldbook_core::model::InspectionStatus::Submitted
+            || !created_set.contains(&row.id)
+        {
             continue;
         }
         if rng.next().is_multiple_of(3) {
@@ -450,11 +558,17 @@ pub fn review_and_count(plan: &Plan, args: &Args, created: &[String], totals: &S
     // The same visit stored under two ids would show as two rows of one
     // site by one inspector at one start time.
     let mut seen = HashSet::new();
-    let duplicated = on_server.iter().filter(|r| !seen.insert((r.site_id.clone(), r.inspector.clone(), r.started_at))).count();
+    let duplicated = on_server
+        .iter()
+        .filter(|r| !seen.insert((r.site_id.clone(), r.inspector.clone(), r.started_at)))
+        .count();
     Ok(Report {
         phones: args.phones,
         inspections_created: created.len(),
-        inspections_on_server: on_server.iter().filter(|r| created_set.contains(&r.id)).count(),
+        inspections_on_server: on_server
+            .iter()
+            .filter(|r| created_set.contains(&r.id))
+            .count(),
         lost,
         duplicated,
         approved,

@@ -13,6 +13,25 @@ use std::time::{Duration, Instant};
 const BIN: &str = env!("CARGO_BIN_EXE_fieldbook");
 const ADMIN_PASSWORD: &str = "kill test admin password";
 
+/// Kills the child when dropped, so a failing assertion leaves no server
+/// running behind.
+struct Reaper(Option<Child>);
+
+impl Reaper {
+    fn get(&mut self) -> &mut Child {
+        self.0.as_mut().expect("a child")
+    }
+}
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -63,7 +82,7 @@ fn nothing_acknowledged_is_lost_when_the_server_is_killed() {
     assert!(add.wait().unwrap().success());
 
     let port = free_port();
-    let mut server = serve(&data, port);
+    let mut server = Reaper(Some(serve(&data, port)));
     wait_healthy(port);
     let mut sim = Command::new(BIN)
         .args(["sim", "--server", &format!("http://127.0.0.1:{port}")])
@@ -100,11 +119,11 @@ fn nothing_acknowledged_is_lost_when_the_server_is_killed() {
             break;
         }
         assert!(Instant::now() < deadline, "sim did not finish");
-        server.kill().unwrap(); // SIGKILL
-        server.wait().unwrap();
+        server.get().kill().unwrap(); // SIGKILL
+        server.get().wait().unwrap();
         kills += 1;
         std::thread::sleep(Duration::from_millis(rng % 120));
-        server = serve(&data, port);
+        server = Reaper(Some(serve(&data, port)));
         wait_healthy(port);
     }
     while sim.try_wait().unwrap().is_none() {
@@ -130,8 +149,7 @@ fn nothing_acknowledged_is_lost_when_the_server_is_killed() {
     assert_eq!(report["inspections_on_server"], 72);
     assert_eq!(report["photos_created"], 144);
     assert_eq!(report["photos_missing"], 0);
-    server.kill().unwrap();
-    server.wait().unwrap();
+    drop(server);
 
     let storage = SqliteStorage::open(&data.join("server.db")).unwrap();
     assert_eq!(storage.verify_projections().unwrap(), Vec::<String>::new());

@@ -176,7 +176,13 @@ impl Phone {
     /// Syncs until both directions are empty, then uploads photos, with
     /// fast retries.
     pub fn sync(&mut self) -> Result<SyncSummary, sync::SyncError> {
-        sync::run_all(&mut self.store, &mut self.transport, &fast_retries(), &mut |_| {}, &AtomicBool::new(false))
+        sync::run_all(
+            &mut self.store,
+            &mut self.transport,
+            &fast_retries(),
+            &mut |_| {},
+            &AtomicBool::new(false),
+        )
     }
 
     /// The photo of `hash` as the server serves it to this phone's user.
@@ -187,7 +193,11 @@ impl Phone {
 
 /// Sync options with short backoff, for tests.
 pub fn fast_retries() -> SyncOptions {
-    SyncOptions { backoff_base: std::time::Duration::from_millis(5), backoff_max: std::time::Duration::from_millis(50), ..SyncOptions::default() }
+    SyncOptions {
+        backoff_base: std::time::Duration::from_millis(5),
+        backoff_max: std::time::Duration::from_millis(50),
+        ..SyncOptions::default()
+    }
 }
 
 /// A photograph stand-in: a PNG of smooth gradients and noise, `w`×`h`,
@@ -199,10 +209,15 @@ pub fn test_png(w: u32, h: u32, seed: u32) -> Vec<u8> {
         x ^= x >> 17;
         x ^= x << 5;
         let n = (x % 48) as u8;
-        image::Rgb([((i * 255 / w) as u8).wrapping_add(n), ((j * 255 / h) as u8).wrapping_add(n / 2), ((seed * 40) as u8).wrapping_add(n)])
+        image::Rgb([
+            ((i * 255 / w) as u8).wrapping_add(n),
+            ((j * 255 / h) as u8).wrapping_add(n / 2),
+            ((seed * 40) as u8).wrapping_add(n),
+        ])
     });
     let mut out = std::io::Cursor::new(Vec::new());
-    img.write_to(&mut out, image::ImageFormat::Png).expect("encode png");
+    img.write_to(&mut out, image::ImageFormat::Png)
+        .expect("encode png");
     out.into_inner()
 }
 

@@ -497,3 +497,112 @@ fn admin_endpoints_need_the_admin_role() {
     assert!(String::from_utf8_lossy(&body).contains("fieldbook_sync_batches_total"));
     assert_eq!(raw_get(&server.url, "/healthz", None).0, 200);
 }
+
+/// Pushes a field-site record written by hand with the phone's own actor
+/// (bypassing the phone's own role checks) and returns the server's verdict.
+fn push_site_as(p: &mut Phone, user: &str, village: &str, n: u8) -> Result<(), RejectCode> {
+    let actor = Store::prepare(&p.dir).unwrap();
+    let mut d = automerge::Automerge::new().with_actor(automerge::ActorId::from(hex(&actor)));
+    let mut tx = d.transaction();
+    let s = fieldbook_core::model::Site {
+        id: uuid_text(n),
+        kind: SiteKind::GarbagePoint,
+        name: format!("site {n}"),
+        village_code: village.into(),
+        location: None,
+        attributes: Default::default(),
+        source: fieldbook_core::model::SiteSource::Field,
+        created_by: user.into(),
+        created_at: 0,
+    };
+    fieldbook_core::doc::site::create(&mut tx, &s).unwrap();
+    tx.commit();
+    let req = SyncRequest {
+        cursor: 0,
+        page_bytes: 0,
+        items: vec![Item {
+            kind: ItemKind::Document,
+            record: RecordKind::Site,
+            doc_id: doc_id_bytes(&s.id).unwrap(),
+            data: d.save(),
+        }],
+    };
+    let resp = SyncResponse::decode(&p.transport.sync(&req.encode()).unwrap()).unwrap();
+    match resp.rejected.first() {
+        None => Ok(()),
+        Some(r) => Err(r.code),
+    }
+}
+
+#[test]
+fn every_endpoint_by_role_and_area() {
+    let server = server_with_users();
+    server.add_user("zhou.min", Role::CountyOffice, &[LUANCHUAN]);
+    // A photo referenced by an inspection in Luanchuan.
+    let mut li = Phone::login(&server, "li.wei", "phone-li");
+    let s = site(&mut li.store, VILLAGE);
+    let id = li.store.start_inspection(&s).unwrap();
+    let photo = li
+        .store
+        .add_photo(
+            &id,
+            fieldbook_core::photo::PhotoInput::Bytes(&fieldbook_tests::test_png(320, 240, 5)),
+            Some("overflowing"),
+        )
+        .unwrap();
+    li.sync().unwrap();
+
+    // (user, device, may push a field site in Luanchuan, may read the photo, is admin)
+    let cases = [
+        ("li.wei", "m-li", Ok(()), true, false),
+        (
+            "zhao.lei",
+            "m-zhao",
+            Err(RejectCode::OutOfScope),
+            false,
+            false,
+        ),
+        ("wang.fang", "m-wang", Ok(()), true, false),
+        (
+            "zhou.min",
+            "m-zhou",
+            Err(RejectCode::Forbidden),
+            true,
+            false,
+        ),
+        ("root", "m-root", Ok(()), true, true),
+    ];
+    for (n, (user, device, push, read, admin)) in cases.into_iter().enumerate() {
+        let mut p = Phone::login(&server, user, device);
+        assert_eq!(
+            push_site_as(&mut p, user, VILLAGE, 40 + n as u8),
+            push,
+            "{user} pushing a site"
+        );
+        // Pulls never carry records outside the user's areas.
+        p.sync().unwrap();
+        let outside = p
+            .store
+            .list_sites(&Default::default())
+            .unwrap()
+            .into_iter()
+            .filter(|s| !p.store.identity().covers(&s.village_code))
+            .count();
+        assert_eq!(outside, 0, "{user}");
+        let got = p.download(&photo.hash);
+        assert_eq!(got.is_ok(), read, "{user} reading the photo: {got:?}");
+        let tok = token(&server, user, &format!("{device}-raw"));
+        for path in ["/v1/admin/users", "/v1/admin/devices", "/v1/admin/audit"] {
+            let (status, _) = raw_get(&server.url, path, Some(&tok));
+            assert_eq!(status, if admin { 200 } else { 403 }, "{user} GET {path}");
+        }
+        let (status, _) = raw_post(
+            &server.url,
+            "/v1/admin/devices/nope/revoke",
+            Some(&tok),
+            "application/json",
+            b"",
+        );
+        assert_eq!(status, if admin { 404 } else { 403 }, "{user} revoke");
+    }
+}

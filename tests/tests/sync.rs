@@ -205,26 +205,93 @@ fn a_lossy_connection_loses_and_duplicates_nothing() {
     }
     // Half of all exchanges are dropped or cut, both ways. Small batches
     // make many exchanges.
-    let opts = fieldbook_core::sync::SyncOptions { batch_items_max: 7, attempts_max: 4, ..fieldbook_tests::fast_retries() };
-    let logged_in = std::mem::replace(&mut phone.transport, fieldbook_core::sync::http::HttpTransport::new(&server.url, None));
+    let opts = fieldbook_core::sync::SyncOptions {
+        batch_items_max: 7,
+        attempts_max: 4,
+        ..fieldbook_tests::fast_retries()
+    };
+    let logged_in = std::mem::replace(
+        &mut phone.transport,
+        fieldbook_core::sync::http::HttpTransport::new(&server.url, None),
+    );
     let mut lossy = LossyTransport::new(logged_in, 0.5, 77);
     let mut rounds = 0;
     loop {
         rounds += 1;
         assert!(rounds < 100, "sync never finished");
         let never = std::sync::atomic::AtomicBool::new(false);
-        if fieldbook_core::sync::run(&mut phone.store, &mut lossy, &opts, &mut |_| {}, &never).is_ok() {
+        if fieldbook_core::sync::run(&mut phone.store, &mut lossy, &opts, &mut |_| {}, &never)
+            .is_ok()
+        {
             break;
         }
     }
-    assert!(lossy.counts.requests_dropped + lossy.counts.responses_dropped + lossy.counts.responses_cut > 5, "{:?}", lossy.counts);
+    assert!(
+        lossy.counts.requests_dropped + lossy.counts.responses_dropped + lossy.counts.responses_cut
+            > 5,
+        "{:?}",
+        lossy.counts
+    );
     assert_eq!(phone.store.pending_counts().unwrap().changes, 0);
     let mut desk = Phone::login(&server, "wang.fang", "desk");
     desk.sync().unwrap();
-    let rows = desk.store.list_inspections(&InspectionFilter::default()).unwrap();
+    let rows = desk
+        .store
+        .list_inspections(&InspectionFilter::default())
+        .unwrap();
     assert_eq!(rows.len(), created.len());
     for id in &created {
-        assert_eq!(desk.store.inspection_view(id).unwrap().status, InspectionStatus::Submitted);
+        assert_eq!(
+            desk.store.inspection_view(id).unwrap().status,
+            InspectionStatus::Submitted
+        );
     }
-    assert_eq!(server.storage.verify_projections().unwrap(), Vec::<String>::new());
+    assert_eq!(
+        server.storage.verify_projections().unwrap(),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn a_cancelled_sync_keeps_what_it_did_and_resumes() {
+    let server = TestServer::start();
+    server.add_user("li.wei", Role::Inspector, &[COUNTY]);
+    let mut phone = Phone::login(&server, "li.wei", "phone-1");
+    for _ in 0..12 {
+        new_toilet(&mut phone.store, VILLAGE);
+    }
+    let cancel = std::sync::atomic::AtomicBool::new(false);
+    let opts = fieldbook_core::sync::SyncOptions {
+        batch_items_max: 4,
+        ..fieldbook_tests::fast_retries()
+    };
+    let mut reports = Vec::new();
+    let r = fieldbook_core::sync::run(
+        &mut phone.store,
+        &mut phone.transport,
+        &opts,
+        &mut |p| {
+            reports.push(*p);
+            // The user taps "stop" after the first exchange.
+            cancel.store(true, std::sync::atomic::Ordering::SeqCst);
+        },
+        &cancel,
+    );
+    assert!(
+        matches!(r, Err(fieldbook_core::sync::SyncError::Cancelled)),
+        "{r:?}"
+    );
+    assert_eq!(reports.len(), 1);
+    assert_eq!(
+        reports[0].records_up, 4,
+        "the first batch landed: {:?}",
+        reports[0]
+    );
+    let left = phone.store.pending_counts().unwrap();
+    assert!(left.records > 0 && left.records < 24, "{left:?}");
+    // Progress is monotonic and the next run finishes the rest.
+    let done = phone.sync().unwrap();
+    assert!(done.progress.records_up > 0);
+    assert_eq!(phone.store.pending_counts().unwrap().changes, 0);
+    assert_eq!(server.storage.counts().unwrap().documents, 24);
 }

@@ -222,7 +222,11 @@ fn persist(
     device: &str,
     now: i64,
 ) -> Result<()> {
-    let existed: bool = tx.query_row("SELECT EXISTS(SELECT 1 FROM documents WHERE id = ?1)", [id], |r| r.get(0))?;
+    let existed: bool = tx.query_row(
+        "SELECT EXISTS(SELECT 1 FROM documents WHERE id = ?1)",
+        [id],
+        |r| r.get(0),
+    )?;
     let mut first = 0;
     let mut last = 0;
     let mut bytes = 0i64;
@@ -394,22 +398,31 @@ fn ingest_one(
         Err((code, msg)) => return reject(code, msg),
     };
     // Reviews and finding steps go to the audit log with the change.
-    for e in added.iter().filter(|e| !matches!(e.kind, EventKind::Commented | EventKind::Found | EventKind::Submitted)) {
+    for e in added.iter().filter(|e| {
+        !matches!(
+            e.kind,
+            EventKind::Commented | EventKind::Found | EventKind::Submitted
+        )
+    }) {
         tx.execute(
             "INSERT INTO audit(at, user, device, action, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![now, s.pusher.user, s.pusher.device, e.kind.key(), format!("{} {id}{}", item.record.key(), e.revision.map(|r| format!(" revision {r}")).unwrap_or_default())],
+            params![
+                now,
+                s.pusher.user,
+                s.pusher.device,
+                e.kind.key(),
+                format!(
+                    "{} {id}{}",
+                    item.record.key(),
+                    e.revision
+                        .map(|r| format!(" revision {r}"))
+                        .unwrap_or_default()
+                )
+            ],
         )?;
     }
     let rows: Vec<(ItemKind, &[u8])> = rows.iter().map(|(k, b)| (*k, b.as_slice())).collect();
-    persist(
-        tx,
-        &id,
-        item.record,
-        &after,
-        &rows,
-        &s.pusher.device,
-        now,
-    )?;
+    persist(tx, &id, item.record, &after, &rows, &s.pusher.device, now)?;
     docs.insert(id, (item.record, after));
     Ok(Outcome::Stored { new: true })
 }
@@ -757,7 +770,9 @@ impl Storage for SqliteStorage {
     fn photo_readable(&self, hash: &str, areas: &[String]) -> Result<bool> {
         let conn = self.lock();
         let (area, area_params) = area_clause("d.village_code", areas, 2);
-        let sql = format!("SELECT EXISTS(SELECT 1 FROM record_photos p JOIN documents d ON d.id = p.doc_id WHERE p.hash = ?1 AND {area})");
+        let sql = format!(
+            "SELECT EXISTS(SELECT 1 FROM record_photos p JOIN documents d ON d.id = p.doc_id WHERE p.hash = ?1 AND {area})"
+        );
         let mut bind: Vec<rusqlite::types::Value> = vec![hash.to_owned().into()];
         bind.extend(area_params.into_iter().map(rusqlite::types::Value::from));
         Ok(conn.query_row(&sql, rusqlite::params_from_iter(bind.iter()), |r| r.get(0))?)
