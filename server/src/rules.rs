@@ -3,8 +3,8 @@
 //! here because the server trusts no phone.
 //!
 //! Rather than inspecting Automerge operations, the server reads the record
-//! (through the core's document readers) before and after applying the
-//! change and compares the models: which parts changed, and whether the
+//! ([`Record::read`], through the core's document readers) before and
+//! after applying the change and compares the models: which parts changed, and whether the
 //! pushing user's role may change them. Anything unreadable is invalid.
 
 use automerge::Automerge;
@@ -30,25 +30,48 @@ impl Pusher {
 /// The workflow events a change adds (for the audit log), or why it is refused.
 pub type Verdict = Result<Vec<Event>, (RejectCode, String)>;
 
+/// A record read from its document, once, for checks and projections.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Record {
+    Site(fieldbook_core::model::Site),
+    Inspection(Inspection),
+    Finding(fieldbook_core::model::Finding),
+}
+
+impl Record {
+    /// Reads the record of `kind` from `doc`.
+    pub fn read(kind: RecordKind, doc: &Automerge) -> Result<Record, doc::DocError> {
+        Ok(match kind {
+            RecordKind::Site => Record::Site(doc::site::read(doc)?),
+            RecordKind::Inspection => Record::Inspection(doc::inspection::read(doc)?),
+            RecordKind::Finding => Record::Finding(doc::finding::read(doc)?),
+        })
+    }
+
+    pub fn village_code(&self) -> &str {
+        match self {
+            Record::Site(s) => &s.village_code,
+            Record::Inspection(i) => &i.village_code,
+            Record::Finding(f) => &f.village_code,
+        }
+    }
+}
+
 fn reject<T>(code: RejectCode, msg: impl Into<String>) -> Result<T, (RejectCode, String)> {
     Err((code, msg.into()))
 }
 
-fn read_err(e: doc::DocError) -> (RejectCode, String) {
-    (RejectCode::Invalid, format!("record does not read: {e}"))
-}
 
 /// Checks the record `after` (and `before`, when the server had it).
-pub fn check(
-    p: &Pusher,
-    kind: RecordKind,
-    before: Option<&Automerge>,
-    after: &Automerge,
-) -> Verdict {
-    match kind {
-        RecordKind::Inspection => check_inspection(p, before, after),
-        RecordKind::Finding => check_finding(p, before, after),
-        RecordKind::Site => check_site(p, before, after),
+pub fn check(p: &Pusher, before: Option<&Record>, after: &Record) -> Verdict {
+    match (before, after) {
+        (None, Record::Inspection(a)) => check_inspection(p, None, a),
+        (Some(Record::Inspection(b)), Record::Inspection(a)) => check_inspection(p, Some(b), a),
+        (None, Record::Finding(a)) => check_finding(p, None, a),
+        (Some(Record::Finding(b)), Record::Finding(a)) => check_finding(p, Some(b), a),
+        (None, Record::Site(a)) => check_site(p, None, a),
+        (Some(Record::Site(b)), Record::Site(a)) => check_site(p, Some(b), a),
+        _ => reject(RejectCode::Invalid, "the record changed kind"),
     }
 }
 
@@ -111,8 +134,7 @@ fn header(i: &Inspection) -> (&str, &str, &str, &str, u32, &str, &str, i64) {
     )
 }
 
-fn check_inspection(p: &Pusher, before: Option<&Automerge>, after: &Automerge) -> Verdict {
-    let a = doc::inspection::read(after).map_err(read_err)?;
+fn check_inspection(p: &Pusher, b: Option<&Inspection>, a: &Inspection) -> Verdict {
     scope(p, &a.village_code)?;
     let template = Templates::builtin()
         .get(a.site_kind, a.template_version)
@@ -126,10 +148,6 @@ fn check_inspection(p: &Pusher, before: Option<&Automerge>, after: &Automerge) -
                 ),
             )
         })?;
-    let b = match before {
-        Some(d) => Some(doc::inspection::read(d).map_err(read_err)?),
-        None => None,
-    };
     let answers_changed: Vec<&String> = match &b {
         None => a.answers.keys().collect(),
         Some(b) => a
@@ -167,7 +185,7 @@ fn check_inspection(p: &Pusher, before: Option<&Automerge>, after: &Automerge) -
             check_events(p, &[], &a.events)
         }
         Some(b) => {
-            if header(b) != header(&a) {
+            if header(b) != header(a) {
                 return reject(
                     RejectCode::Forbidden,
                     "the inspection's header (site, template, inspector, times) cannot change",
@@ -191,8 +209,7 @@ fn check_inspection(p: &Pusher, before: Option<&Automerge>, after: &Automerge) -
     }
 }
 
-fn check_finding(p: &Pusher, before: Option<&Automerge>, after: &Automerge) -> Verdict {
-    let a = doc::finding::read(after).map_err(read_err)?;
+fn check_finding(p: &Pusher, before: Option<&fieldbook_core::model::Finding>, a: &fieldbook_core::model::Finding) -> Verdict {
     scope(p, &a.village_code)?;
     match before {
         None => {
@@ -214,7 +231,7 @@ fn check_finding(p: &Pusher, before: Option<&Automerge>, after: &Automerge) -> V
             check_events(p, &[], &a.events)
         }
         Some(d) => {
-            let b = doc::finding::read(d).map_err(read_err)?;
+            let b = d;
             let head = |f: &fieldbook_core::model::Finding| {
                 (
                     f.id.clone(),
@@ -227,7 +244,7 @@ fn check_finding(p: &Pusher, before: Option<&Automerge>, after: &Automerge) -> V
                     f.raised_at,
                 )
             };
-            if head(&a) != head(&b) {
+            if head(a) != head(b) {
                 return reject(
                     RejectCode::Forbidden,
                     "the finding's header (site, title, description, raiser) cannot change",
@@ -244,8 +261,7 @@ fn check_finding(p: &Pusher, before: Option<&Automerge>, after: &Automerge) -> V
     }
 }
 
-fn check_site(p: &Pusher, before: Option<&Automerge>, after: &Automerge) -> Verdict {
-    let a = doc::site::read(after).map_err(read_err)?;
+fn check_site(p: &Pusher, before: Option<&fieldbook_core::model::Site>, a: &fieldbook_core::model::Site) -> Verdict {
     scope(p, &a.village_code)?;
     if a.village_code.len() != 12 {
         return reject(
@@ -271,7 +287,7 @@ fn check_site(p: &Pusher, before: Option<&Automerge>, after: &Automerge) -> Verd
             ),
         },
         Some(d) => {
-            let b = doc::site::read(d).map_err(read_err)?;
+            let b = d;
             if b != a && !matches!(p.role, Role::Supervisor | Role::Admin) {
                 return reject(
                     RejectCode::Forbidden,

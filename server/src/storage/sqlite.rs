@@ -6,7 +6,7 @@
 //! stored.
 
 use super::*;
-use crate::rules;
+use crate::rules::{self, Record};
 use automerge::{ActorId, Automerge, Change, ReadDoc};
 use fieldbook_core::doc::{self, RecordKind};
 use fieldbook_core::model::EventKind;
@@ -111,20 +111,17 @@ fn load_doc(tx: &Connection, id: &str) -> Result<Option<(RecordKind, Automerge)>
     Ok(Some((kind, d)))
 }
 
-fn village_of(kind: RecordKind, d: &Automerge) -> std::result::Result<String, doc::DocError> {
-    Ok(match kind {
-        RecordKind::Site => doc::site::read(d)?.village_code,
-        RecordKind::Inspection => doc::inspection::read(d)?.village_code,
-        RecordKind::Finding => doc::finding::read(d)?.village_code,
-    })
+
+/// Rewrites the projection rows of one record read from `d`.
+fn refresh(tx: &Connection, id: &str, kind: RecordKind, d: &Automerge) -> Result<()> {
+    let record = Record::read(kind, d).map_err(|e| corrupt(id, e))?;
+    refresh_record(tx, id, &record)
 }
 
 /// Rewrites the projection rows of one record.
-fn refresh(tx: &Connection, id: &str, kind: RecordKind, d: &Automerge) -> Result<()> {
-    let bad = |e: doc::DocError| corrupt(id, e);
-    match kind {
-        RecordKind::Site => {
-            let s = doc::site::read(d).map_err(bad)?;
+fn refresh_record(tx: &Connection, id: &str, record: &Record) -> Result<()> {
+    match record {
+        Record::Site(s) => {
             tx.execute(
                 "INSERT OR REPLACE INTO sites(id, kind, name, village_code, lat, lon, source, attributes)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -140,8 +137,7 @@ fn refresh(tx: &Connection, id: &str, kind: RecordKind, d: &Automerge) -> Result
                 ],
             )?;
         }
-        RecordKind::Inspection => {
-            let i = doc::inspection::read(d).map_err(bad)?;
+        Record::Inspection(i) => {
             let st = fold_inspection(&i.events);
             tx.execute(
                 "INSERT OR REPLACE INTO inspections(id, site_id, site_kind, village_code, template_version, status,
@@ -178,8 +174,7 @@ fn refresh(tx: &Connection, id: &str, kind: RecordKind, d: &Automerge) -> Result
                 )?;
             }
         }
-        RecordKind::Finding => {
-            let f = doc::finding::read(d).map_err(bad)?;
+        Record::Finding(f) => {
             let st = fold_finding(&f.events);
             tx.execute(
                 "INSERT OR REPLACE INTO findings(id, inspection_id, site_id, site_kind, village_code, title, status,
@@ -212,218 +207,163 @@ fn refresh(tx: &Connection, id: &str, kind: RecordKind, d: &Automerge) -> Result
     Ok(())
 }
 
-/// Appends log rows and updates (or creates) the document row.
-fn persist(
-    tx: &Connection,
-    id: &str,
+/// One record's accepted change, ready to store.
+struct Write<'a> {
+    id: &'a str,
     kind: RecordKind,
-    after: &Automerge,
-    rows: &[(ItemKind, &[u8])],
-    device: &str,
-    now: i64,
-) -> Result<()> {
-    let existed: bool = tx.query_row(
-        "SELECT EXISTS(SELECT 1 FROM documents WHERE id = ?1)",
-        [id],
-        |r| r.get(0),
-    )?;
+    doc: &'a Automerge,
+    record: &'a Record,
+    /// A save of `doc` already at hand (a new record pushed whole), so the
+    /// snapshot needs no second encode.
+    save: Option<&'a [u8]>,
+    rows: &'a [(ItemKind, &'a [u8])],
+}
+
+/// Appends log rows, updates (or creates) the document row and refreshes
+/// the projections.
+fn persist(tx: &Connection, w: &Write<'_>, device: &str, now: i64) -> Result<()> {
+    let id = w.id;
+    let existed: bool = tx
+        .prepare_cached("SELECT EXISTS(SELECT 1 FROM documents WHERE id = ?1)")?
+        .query_row([id], |r| r.get(0))?;
     let mut first = 0;
     let mut last = 0;
     let mut bytes = 0i64;
-    for (k, data) in rows {
-        tx.execute(
-            "INSERT INTO log(doc_id, item_kind, data, device, at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![id, *k as i64, data, device, now],
-        )?;
+    for (k, data) in w.rows {
+        tx.prepare_cached("INSERT INTO log(doc_id, item_kind, data, device, at) VALUES (?1, ?2, ?3, ?4, ?5)")?
+            .execute(params![id, *k as i64, data, device, now])?;
         last = tx.last_insert_rowid();
         if first == 0 {
             first = last;
         }
         bytes += data.len() as i64;
     }
-    let village = village_of(kind, after).map_err(|e| corrupt(id, e))?;
+    let village = w.record.village_code();
     if existed {
-        tx.execute(
-            "UPDATE documents SET chunk_bytes = chunk_bytes + ?2, last_seq = ?3, village_code = ?4 WHERE id = ?1",
-            params![id, bytes, last, village],
-        )?;
-        let (snap, chunks): (i64, i64) = tx.query_row(
-            "SELECT length(snapshot), chunk_bytes FROM documents WHERE id = ?1",
-            [id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?;
-        if chunks > snap {
-            tx.execute(
-                "UPDATE documents SET snapshot = ?2, snapshot_seq = last_seq, chunk_bytes = 0 WHERE id = ?1",
-                params![id, after.save()],
-            )?;
+        tx.prepare_cached("UPDATE documents SET chunk_bytes = chunk_bytes + ?2, last_seq = ?3, village_code = ?4 WHERE id = ?1")?
+            .execute(params![id, bytes, last, village])?;
+        let (snap, chunks): (i64, i64) = tx
+            .prepare_cached("SELECT length(snapshot), chunk_bytes FROM documents WHERE id = ?1")?
+            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        // As on the phone: a floor keeps small records from being re-encoded
+        // on every change.
+        if chunks > snap.max(fieldbook_core::store::COMPACT_FLOOR_BYTES) {
+            tx.prepare_cached("UPDATE documents SET snapshot = ?2, snapshot_seq = last_seq, chunk_bytes = 0 WHERE id = ?1")?
+                .execute(params![id, w.doc.save()])?;
         }
     } else {
-        tx.execute(
+        let snapshot = match w.save {
+            Some(s) => s.to_vec(),
+            None => w.doc.save(),
+        };
+        tx.prepare_cached(
             "INSERT INTO documents(id, kind, village_code, snapshot, snapshot_seq, chunk_bytes, first_seq, last_seq, creator_device)
              VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?5, ?7)",
-            params![id, kind.key(), village, after.save(), last, first, device],
-        )?;
+        )?
+        .execute(params![id, w.kind.key(), village, snapshot, last, first, device])?;
     }
-    refresh(tx, id, kind, after)
+    refresh_record(tx, id, w.record)
 }
 
-type Docs = HashMap<String, (RecordKind, Automerge)>;
+type Docs = HashMap<String, (RecordKind, Automerge, Record)>;
 
 /// Checks and stores one item. `Ok(Rejected)` leaves nothing behind (the
-/// caller rolls back to a savepoint).
-fn ingest_one(
-    tx: &Transaction<'_>,
-    docs: &mut Docs,
-    s: &Session,
-    actor: &ActorId,
-    item: &Item,
-    now: i64,
-) -> Result<Outcome> {
+/// caller rolls back to a savepoint); `docs` is updated only once an item is
+/// stored, so it always matches what SQLite holds.
+fn ingest_one(tx: &Transaction<'_>, docs: &mut Docs, s: &Session, actor: &ActorId, item: &Item, now: i64) -> Result<Outcome> {
     let id = item.doc_id_text();
     if !docs.contains_key(&id)
-        && let Some(loaded) = load_doc(tx, &id)?
+        && let Some((kind, d)) = load_doc(tx, &id)?
     {
-        docs.insert(id.clone(), loaded);
+        let record = Record::read(kind, &d).map_err(|e| corrupt(&id, e))?;
+        docs.insert(id.clone(), (kind, d, record));
     }
     let before = docs.get(&id);
-    if let Some((k, _)) = before
+    if let Some((k, _, _)) = before
         && *k != item.record
     {
-        return Ok(Outcome::Rejected(
-            RejectCode::Invalid,
-            format!("record {id} is a {}, not a {}", k.key(), item.record.key()),
-        ));
+        return Ok(Outcome::Rejected(RejectCode::Invalid, format!("record {id} is a {}, not a {}", k.key(), item.record.key())));
     }
     let reject = |c: RejectCode, m: String| Ok(Outcome::Rejected(c, m));
+    let mut save: Option<&[u8]> = None;
     let (after, rows): (Automerge, Vec<(ItemKind, Vec<u8>)>) = match item.kind {
         ItemKind::Change => {
             let change = match Change::try_from(item.data.as_slice()) {
                 Ok(c) => c,
-                Err(e) => {
-                    return reject(
-                        RejectCode::Undecodable,
-                        format!("not an Automerge change: {e}"),
-                    );
-                }
+                Err(e) => return reject(RejectCode::Undecodable, format!("not an Automerge change: {e}")),
             };
             if change.actor_id() != actor {
-                return reject(
-                    RejectCode::ForeignActor,
-                    format!(
-                        "change by actor {} pushed by device {}",
-                        change.actor_id(),
-                        s.pusher.device
-                    ),
-                );
+                return reject(RejectCode::ForeignActor, format!("change by actor {} pushed by device {}", change.actor_id(), s.pusher.device));
             }
             let hash = change.hash();
             let mut after = match before {
-                Some((_, b)) if b.get_change_by_hash(&hash).is_some() => {
-                    return Ok(Outcome::Stored { new: false });
-                }
-                Some((_, b)) => b.clone(),
+                Some((_, b, _)) if b.get_change_by_hash(&hash).is_some() => return Ok(Outcome::Stored { new: false }),
+                Some((_, b, _)) => b.clone(),
                 None if !change.deps().is_empty() => {
-                    return reject(
-                        RejectCode::NeedDocument,
-                        format!("the server has no record {id}; send it whole"),
-                    );
+                    return reject(RejectCode::NeedDocument, format!("the server has no record {id}; send it whole"));
                 }
                 None => Automerge::new(),
             };
             if let Err(e) = after.apply_changes([change]) {
-                return reject(
-                    RejectCode::Undecodable,
-                    format!("change does not apply: {e}"),
-                );
+                return reject(RejectCode::Undecodable, format!("change does not apply: {e}"));
             }
             if after.get_change_by_hash(&hash).is_none() {
-                return reject(
-                    RejectCode::NeedDocument,
-                    format!("the server lacks history of record {id}; send it whole"),
-                );
+                return reject(RejectCode::NeedDocument, format!("the server lacks history of record {id}; send it whole"));
             }
             (after, vec![(ItemKind::Change, item.data.clone())])
         }
         ItemKind::Document => {
             let loaded = match Automerge::load(&item.data) {
                 Ok(d) => d,
-                Err(e) => {
-                    return reject(
-                        RejectCode::Undecodable,
-                        format!("not an Automerge document: {e}"),
-                    );
-                }
+                Err(e) => return reject(RejectCode::Undecodable, format!("not an Automerge document: {e}")),
             };
-            let new: Vec<Change> = loaded
-                .get_changes(&[])
-                .into_iter()
-                .filter(|c| before.is_none_or(|(_, b)| b.get_change_by_hash(&c.hash()).is_none()))
-                .collect();
-            if new.is_empty() {
-                return Ok(Outcome::Stored { new: false });
-            }
-            if let Some(c) = new.iter().find(|c| c.actor_id() != actor) {
-                return reject(
-                    RejectCode::ForeignActor,
-                    format!(
-                        "document holds changes by actor {} unknown to the server",
-                        c.actor_id()
-                    ),
-                );
-            }
             match before {
-                // New to the server: keep the save as it came, one log row.
-                None => (loaded, vec![(ItemKind::Document, item.data.clone())]),
+                // New to the server: every change must be this device's;
+                // the save is kept as it came, one log row and the snapshot.
+                None => {
+                    if let Some(m) = loaded.get_changes_meta(&[]).iter().find(|m| m.actor.as_ref() != actor) {
+                        return reject(RejectCode::ForeignActor, format!("document holds changes by actor {} unknown to the server", m.actor));
+                    }
+                    save = Some(item.data.as_slice());
+                    (loaded, vec![(ItemKind::Document, item.data.clone())])
+                }
                 // Known: store only what is new, change by change.
-                Some((_, b)) => {
+                Some((_, b, _)) => {
+                    let new: Vec<Change> = loaded.get_changes(&[]).into_iter().filter(|c| b.get_change_by_hash(&c.hash()).is_none()).collect();
+                    if new.is_empty() {
+                        return Ok(Outcome::Stored { new: false });
+                    }
+                    if let Some(c) = new.iter().find(|c| c.actor_id() != actor) {
+                        return reject(RejectCode::ForeignActor, format!("document holds changes by actor {} unknown to the server", c.actor_id()));
+                    }
                     let mut after = b.clone();
-                    let rows = new
-                        .iter()
-                        .map(|c| (ItemKind::Change, c.raw_bytes().to_vec()))
-                        .collect();
+                    let rows = new.iter().map(|c| (ItemKind::Change, c.raw_bytes().to_vec())).collect();
                     if let Err(e) = after.apply_changes(new) {
-                        return reject(
-                            RejectCode::Undecodable,
-                            format!("changes do not apply: {e}"),
-                        );
+                        return reject(RejectCode::Undecodable, format!("changes do not apply: {e}"));
                     }
                     (after, rows)
                 }
             }
         }
     };
-    let added = match rules::check(&s.pusher, item.record, before.map(|(_, b)| b), &after) {
+    let record = match Record::read(item.record, &after) {
+        Ok(r) => r,
+        Err(e) => return reject(RejectCode::Invalid, format!("record does not read: {e}")),
+    };
+    let added = match rules::check(&s.pusher, before.map(|(_, _, r)| r), &record) {
         Ok(events) => events,
         Err((code, msg)) => return reject(code, msg),
     };
     // Reviews and finding steps go to the audit log with the change.
-    for e in added.iter().filter(|e| {
-        !matches!(
-            e.kind,
-            EventKind::Commented | EventKind::Found | EventKind::Submitted
-        )
-    }) {
-        tx.execute(
-            "INSERT INTO audit(at, user, device, action, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![
-                now,
-                s.pusher.user,
-                s.pusher.device,
-                e.kind.key(),
-                format!(
-                    "{} {id}{}",
-                    item.record.key(),
-                    e.revision
-                        .map(|r| format!(" revision {r}"))
-                        .unwrap_or_default()
-                )
-            ],
-        )?;
+    for e in added.iter().filter(|e| !matches!(e.kind, EventKind::Commented | EventKind::Found | EventKind::Submitted)) {
+        let rev = e.revision.map(|r| format!(" revision {r}")).unwrap_or_default();
+        tx.prepare_cached("INSERT INTO audit(at, user, device, action, detail) VALUES (?1, ?2, ?3, ?4, ?5)")?
+            .execute(params![now, s.pusher.user, s.pusher.device, e.kind.key(), format!("{} {id}{rev}", item.record.key())])?;
     }
     let rows: Vec<(ItemKind, &[u8])> = rows.iter().map(|(k, b)| (*k, b.as_slice())).collect();
-    persist(tx, &id, item.record, &after, &rows, &s.pusher.device, now)?;
-    docs.insert(id, (item.record, after));
+    let w = Write { id: &id, kind: item.record, doc: &after, record: &record, save, rows: &rows };
+    persist(tx, &w, &s.pusher.device, now)?;
+    docs.insert(id, (item.record, after, record));
     Ok(Outcome::Stored { new: true })
 }
 
@@ -752,15 +692,10 @@ impl Storage for SqliteStorage {
             doc::site::create(&mut t, s).map_err(|e| corrupt(&s.id, e))?;
             t.commit();
             let save = d.save();
-            persist(
-                &tx,
-                &s.id,
-                RecordKind::Site,
-                &d,
-                &[(ItemKind::Document, save.as_slice())],
-                &format!("registry:{by}"),
-                now,
-            )?;
+            let record = Record::Site(s.clone());
+            let rows = [(ItemKind::Document, save.as_slice())];
+            let w = Write { id: &s.id, kind: RecordKind::Site, doc: &d, record: &record, save: Some(&save), rows: &rows };
+            persist(&tx, &w, &format!("registry:{by}"), now)?;
             n += 1;
         }
         tx.commit()?;
