@@ -124,6 +124,18 @@ fn wire_bytes() {
     );
 }
 
+/// VmRSS of a process, KiB.
+fn rss_kb(pid: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     wire_bytes();
@@ -195,14 +207,41 @@ fn main() {
         "prepared {phones} phones x {inspections} inspections offline in {:.1} s",
         t0.elapsed().as_secs_f64()
     );
+    // The server's resident memory, sampled while the phones push.
+    let server_pid = std::env::var("FIELDBOOK_SERVER_PID").ok();
+    let sampling = std::sync::atomic::AtomicBool::new(true);
     let start = Instant::now();
-    std::thread::scope(|s| {
-        for p in prepared.iter_mut() {
-            let patience = plan.patience;
-            s.spawn(move || sim::push(p, patience).unwrap());
+    let peak_rss_kb = std::thread::scope(|s| {
+        let sampler = s.spawn(|| {
+            let mut peak = 0u64;
+            while sampling.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Some(kb) = server_pid.as_deref().and_then(rss_kb) {
+                    peak = peak.max(kb);
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            peak
+        });
+        let pushers: Vec<_> = prepared
+            .iter_mut()
+            .map(|p| {
+                let patience = plan.patience;
+                s.spawn(move || sim::push(p, patience).unwrap())
+            })
+            .collect();
+        for h in pushers {
+            h.join().unwrap();
         }
+        sampling.store(false, std::sync::atomic::Ordering::Relaxed);
+        sampler.join().unwrap()
     });
     let secs = start.elapsed().as_secs_f64();
+    if peak_rss_kb > 0 {
+        println!(
+            "server memory during ingest: peak VmRSS {:.1} MB (goal <= 200 MB)",
+            peak_rss_kb as f64 / 1024.0
+        );
+    }
     let total = phones * inspections;
     let requests: u32 = prepared.iter().map(|p| p.summary.progress.requests).sum();
     println!(

@@ -38,6 +38,9 @@ pub struct AppState {
     /// Unix milliseconds; injectable so tests can expire tokens.
     pub clock: Arc<dyn Fn() -> i64 + Send + Sync>,
     pub photos: Arc<crate::photos::PhotoStore>,
+    /// Password checks allowed at once: argon2 takes 19 MiB and a core per
+    /// check, so a burst of logins must queue, not multiply memory.
+    pub password_checks: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -51,6 +54,7 @@ impl AppState {
             metrics: Arc::new(Metrics::default()),
             clock: fieldbook_core::store::system_clock(),
             photos: Arc::new(crate::photos::PhotoStore::new(photo_dir)?),
+            password_checks: Arc::new(tokio::sync::Semaphore::new(2)),
         })
     }
 
@@ -215,6 +219,11 @@ async fn login(
     let ok = match &user {
         Some(u) => {
             let hash = u.password_hash.clone();
+            let _permit = st
+                .password_checks
+                .acquire()
+                .await
+                .map_err(|e| AppError::Internal(e.to_string()))?;
             tokio::task::spawn_blocking(move || auth::verify_password(&password, &hash))
                 .await
                 .unwrap_or(false)
