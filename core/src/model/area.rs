@@ -384,7 +384,7 @@ mod tests {
 
     #[test]
     fn counts_per_county_match_the_shared_table() {
-        let table = include_str!("../../../../shared/data/luoyang_counts_by_county.csv");
+        let table = include_str!("../../data/luoyang_counts_by_county.csv");
         let d = Divisions::luoyang();
         for row in table.lines().skip(1) {
             let c: Vec<&str> = row.split(',').collect();
