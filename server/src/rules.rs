@@ -61,7 +61,6 @@ fn reject<T>(code: RejectCode, msg: impl Into<String>) -> Result<T, (RejectCode,
     Err((code, msg.into()))
 }
 
-
 /// Checks the record `after` (and `before`, when the server had it).
 pub fn check(p: &Pusher, before: Option<&Record>, after: &Record) -> Verdict {
     match (before, after) {
@@ -209,7 +208,11 @@ fn check_inspection(p: &Pusher, b: Option<&Inspection>, a: &Inspection) -> Verdi
     }
 }
 
-fn check_finding(p: &Pusher, before: Option<&fieldbook_core::model::Finding>, a: &fieldbook_core::model::Finding) -> Verdict {
+fn check_finding(
+    p: &Pusher,
+    before: Option<&fieldbook_core::model::Finding>,
+    a: &fieldbook_core::model::Finding,
+) -> Verdict {
     scope(p, &a.village_code)?;
     match before {
         None => {
@@ -261,7 +264,11 @@ fn check_finding(p: &Pusher, before: Option<&fieldbook_core::model::Finding>, a:
     }
 }
 
-fn check_site(p: &Pusher, before: Option<&fieldbook_core::model::Site>, a: &fieldbook_core::model::Site) -> Verdict {
+fn check_site(
+    p: &Pusher,
+    before: Option<&fieldbook_core::model::Site>,
+    a: &fieldbook_core::model::Site,
+) -> Verdict {
     scope(p, &a.village_code)?;
     if a.village_code.len() != 12 {
         return reject(

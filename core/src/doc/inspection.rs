@@ -133,13 +133,19 @@ pub fn read_head(doc: &impl ReadDoc) -> Result<Head, DocError> {
     Ok(Head {
         id,
         site_id: req_str(doc, r, "site_id", "site_id")?,
-        site_kind: SiteKind::from_key(&kind)
-            .ok_or_else(|| DocError::Malformed { path: "site_kind".into(), reason: format!("unknown site kind {kind:?}") })?,
+        site_kind: SiteKind::from_key(&kind).ok_or_else(|| DocError::Malformed {
+            path: "site_kind".into(),
+            reason: format!("unknown site kind {kind:?}"),
+        })?,
         village_code: req_str(doc, r, "village_code", "village_code")?,
         template_version: req_u32(doc, r, "template_version", "template_version")?,
         inspector: req_str(doc, r, "inspector", "inspector")?,
         started_at: req_i64(doc, r, "started_at", "started_at")?,
-        events: read_events(doc, &req_obj(doc, r, "events", ObjType::List, "events")?, "events")?,
+        events: read_events(
+            doc,
+            &req_obj(doc, r, "events", ObjType::List, "events")?,
+            "events",
+        )?,
         answered,
         conflicts,
         photos: doc.length(req_obj(doc, r, "photos", ObjType::Map, "photos")?),

@@ -347,9 +347,16 @@ pub(crate) fn all_values(
 /// Reads a map of values in one pass: the winning value of every key, and
 /// all values of the keys edited concurrently (winner first). Looking up
 /// keys one by one costs a search each; a range scan visits each once.
-pub(crate) type ValueMaps = (std::collections::BTreeMap<String, Value>, std::collections::BTreeMap<String, Vec<Value>>);
+pub(crate) type ValueMaps = (
+    std::collections::BTreeMap<String, Value>,
+    std::collections::BTreeMap<String, Vec<Value>>,
+);
 
-pub(crate) fn read_value_map(doc: &impl ReadDoc, obj: &ObjId, path: &str) -> Result<ValueMaps, DocError> {
+pub(crate) fn read_value_map(
+    doc: &impl ReadDoc,
+    obj: &ObjId,
+    path: &str,
+) -> Result<ValueMaps, DocError> {
     let mut winners = std::collections::BTreeMap::new();
     let mut conflicts = std::collections::BTreeMap::new();
     for item in doc.map_range(obj, ..) {
@@ -368,7 +375,12 @@ pub(crate) fn read_value_map(doc: &impl ReadDoc, obj: &ObjId, path: &str) -> Res
                 let v = value_from_scalar(&s, &p())?;
                 winners.insert(key, v);
             }
-            automerge::Value::Object(t) => return Err(DocError::malformed(p(), format!("expected a value, found a {t}"))),
+            automerge::Value::Object(t) => {
+                return Err(DocError::malformed(
+                    p(),
+                    format!("expected a value, found a {t}"),
+                ));
+            }
         }
     }
     Ok((winners, conflicts))

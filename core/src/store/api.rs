@@ -279,16 +279,26 @@ impl Store {
     fn editable_head(&mut self, id: &str, action: &'static str) -> Result<doc::inspection::Head> {
         self.require_role(&[Role::Inspector], action)?;
         let doc = self.load(id, RecordKind::Inspection)?;
-        let head = doc::inspection::read_head(&doc).map_err(|source| StoreError::MalformedDocument { id: id.into(), source });
+        let head =
+            doc::inspection::read_head(&doc).map_err(|source| StoreError::MalformedDocument {
+                id: id.into(),
+                source,
+            });
         self.put_back(id, RecordKind::Inspection, doc);
         let ins = head?;
         self.require_scope(&ins.village_code)?;
         if ins.inspector != self.identity.user {
-            return Err(StoreError::Forbidden { role: self.identity.role, action });
+            return Err(StoreError::Forbidden {
+                role: self.identity.role,
+                action,
+            });
         }
         let st = fold_inspection(&ins.events);
         if !st.status.editable() {
-            return Err(StoreError::IllegalTransition { action, status: st.status.key() });
+            return Err(StoreError::IllegalTransition {
+                action,
+                status: st.status.key(),
+            });
         }
         Ok(ins)
     }

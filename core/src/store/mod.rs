@@ -29,7 +29,8 @@ pub use query::{
     InspectionView, SiteFilter, SiteSummary, TimelineEntry,
 };
 pub use sync::{
-    ApplyReport, IncomingRecord, OutboxEntry, OutgoingItem, PendingCounts, PendingPhoto, SyncRejection,
+    ApplyReport, IncomingRecord, OutboxEntry, OutgoingItem, PendingCounts, PendingPhoto,
+    SyncRejection,
 };
 
 use crate::doc::{self, RecordKind};
@@ -419,8 +420,15 @@ fn open_db(dir: &Path) -> Result<(Connection, ActorId)> {
     // SQLITE_CORRUPT on use and maps to `CorruptDatabase`;
     // `integrity_check` serves a recovery screen.
     migrations::migrate(&mut conn).map_err(|e| match e {
-        migrations::MigrationError::Failed { source, .. } | migrations::MigrationError::Version(source)
-            if matches!(source.sqlite_error_code(), Some(rusqlite::ffi::ErrorCode::DatabaseCorrupt | rusqlite::ffi::ErrorCode::NotADatabase)) =>
+        migrations::MigrationError::Failed { source, .. }
+        | migrations::MigrationError::Version(source)
+            if matches!(
+                source.sqlite_error_code(),
+                Some(
+                    rusqlite::ffi::ErrorCode::DatabaseCorrupt
+                        | rusqlite::ffi::ErrorCode::NotADatabase
+                )
+            ) =>
         {
             corrupt(&source)
         }
@@ -450,9 +458,9 @@ pub(crate) fn ensure_document_row(
     doc: &Automerge,
     now: i64,
 ) -> Result<bool> {
-    let exists: bool = tx.prepare_cached("SELECT EXISTS(SELECT 1 FROM documents WHERE id = ?1)")?.query_row([id],
-        |r| r.get(0),
-    )?;
+    let exists: bool = tx
+        .prepare_cached("SELECT EXISTS(SELECT 1 FROM documents WHERE id = ?1)")?
+        .query_row([id], |r| r.get(0))?;
     if !exists {
         tx.prepare_cached("INSERT INTO documents(id, kind, snapshot, incr_bytes, incr_count, updated_at) VALUES (?1, ?2, ?3, 0, 0, ?4)")?.execute(params![id, kind.key(), doc.save(), now],
         )?;
@@ -462,8 +470,8 @@ pub(crate) fn ensure_document_row(
 
 /// Appends an incremental chunk (a change or a merged save).
 pub(crate) fn append_chunk(tx: &Transaction<'_>, id: &str, chunk: &[u8], now: i64) -> Result<()> {
-    tx.prepare_cached("INSERT INTO doc_chunks(doc_id, bytes) VALUES (?1, ?2)")?.execute(params![id, chunk],
-    )?;
+    tx.prepare_cached("INSERT INTO doc_chunks(doc_id, bytes) VALUES (?1, ?2)")?
+        .execute(params![id, chunk])?;
     tx.prepare_cached("UPDATE documents SET incr_bytes = incr_bytes + ?2, incr_count = incr_count + 1, updated_at = ?3 WHERE id = ?1")?.execute(params![id, chunk.len() as i64, now],
     )?;
     Ok(())
@@ -487,9 +495,12 @@ pub(crate) fn maybe_compact(tx: &Transaction<'_>, id: &str, doc: &Automerge) -> 
 }
 
 pub(crate) fn compact(tx: &Transaction<'_>, id: &str, doc: &Automerge) -> Result<()> {
-    tx.prepare_cached("UPDATE documents SET snapshot = ?2, incr_bytes = 0, incr_count = 0 WHERE id = ?1")?.execute(params![id, doc.save()],
-    )?;
-    tx.prepare_cached("DELETE FROM doc_chunks WHERE doc_id = ?1")?.execute([id])?;
+    tx.prepare_cached(
+        "UPDATE documents SET snapshot = ?2, incr_bytes = 0, incr_count = 0 WHERE id = ?1",
+    )?
+    .execute(params![id, doc.save()])?;
+    tx.prepare_cached("DELETE FROM doc_chunks WHERE doc_id = ?1")?
+        .execute([id])?;
     Ok(())
 }
 

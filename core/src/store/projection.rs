@@ -23,20 +23,22 @@ pub(crate) fn refresh(
     match kind {
         RecordKind::Site => {
             let s = doc::site::read(doc).map_err(malformed)?;
-            tx.prepare_cached("INSERT INTO sites(id, kind, name, village_code, lat, lon, source)
+            tx.prepare_cached(
+                "INSERT INTO sites(id, kind, name, village_code, lat, lon, source)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
                  ON CONFLICT(id) DO UPDATE SET kind = excluded.kind, name = excluded.name,
                    village_code = excluded.village_code, lat = excluded.lat, lon = excluded.lon,
-                   source = excluded.source")?.execute(params![
-                    s.id,
-                    s.kind.key(),
-                    s.name,
-                    s.village_code,
-                    s.location.map(|p| p.lat),
-                    s.location.map(|p| p.lon),
-                    s.source.key()
-                ],
-            )?;
+                   source = excluded.source",
+            )?
+            .execute(params![
+                s.id,
+                s.kind.key(),
+                s.name,
+                s.village_code,
+                s.location.map(|p| p.lat),
+                s.location.map(|p| p.lon),
+                s.source.key()
+            ])?;
         }
         RecordKind::Inspection => {
             // The head suffices: the projection holds counts, not answers.

@@ -245,7 +245,11 @@ impl Where {
     fn page(&mut self, l: Option<u32>, offset: u32) -> String {
         self.params.push(SqlValue::Integer(i64::from(limit(l))));
         self.params.push(SqlValue::Integer(i64::from(offset)));
-        format!("LIMIT ?{} OFFSET ?{}", self.params.len() - 1, self.params.len())
+        format!(
+            "LIMIT ?{} OFFSET ?{}",
+            self.params.len() - 1,
+            self.params.len()
+        )
     }
 
     fn sql(&self) -> String {

@@ -459,14 +459,22 @@ impl Store {
             "SELECT hash, bytes, upload_state, upload_offset FROM photos WHERE upload_state <> 'done' ORDER BY created_at, hash",
         )?;
         let rows = st.query_map([], |r| {
-            Ok(PendingPhoto { hash: r.get(0)?, bytes: r.get::<_, i64>(1)? as u64, state: r.get(2)?, offset: r.get::<_, i64>(3)? as u64 })
+            Ok(PendingPhoto {
+                hash: r.get(0)?,
+                bytes: r.get::<_, i64>(1)? as u64,
+                state: r.get(2)?,
+                offset: r.get::<_, i64>(3)? as u64,
+            })
         })?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 
     /// Records upload progress of a photo (`pending`, `uploading`, `done`).
     pub fn set_photo_upload(&mut self, hash: &str, state: &str, offset: u64) -> Result<()> {
-        self.conn().execute("UPDATE photos SET upload_state = ?2, upload_offset = ?3 WHERE hash = ?1", params![hash, state, offset as i64])?;
+        self.conn().execute(
+            "UPDATE photos SET upload_state = ?2, upload_offset = ?3 WHERE hash = ?1",
+            params![hash, state, offset as i64],
+        )?;
         Ok(())
     }
 }

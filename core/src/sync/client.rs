@@ -260,7 +260,10 @@ pub fn run_all<T: Transport + super::tus::PhotoTransport>(
             }
             Err(SyncError::Transport(e)) if e.retryable() && attempt < opts.attempts_max => {
                 summary.retries += 1;
-                let exp = opts.backoff_base.saturating_mul(1 << (attempt - 1).min(16)).min(opts.backoff_max);
+                let exp = opts
+                    .backoff_base
+                    .saturating_mul(1 << (attempt - 1).min(16))
+                    .min(opts.backoff_max);
                 sleep_cancellable(exp, cancel)?;
             }
             Err(e) => return Err(e),

@@ -102,7 +102,9 @@ impl<T: super::tus::PhotoTransport> super::tus::PhotoTransport for LossyTranspor
         let r = self.inner.patch(hash, offset, chunk)?;
         if fail {
             self.counts.chunks_lost += 1;
-            return Err(TransportError::Unreachable("simulated: chunk acknowledgement lost".into()));
+            return Err(TransportError::Unreachable(
+                "simulated: chunk acknowledgement lost".into(),
+            ));
         }
         Ok(r)
     }

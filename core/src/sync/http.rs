@@ -98,18 +98,32 @@ pub(crate) struct RawResponse {
 
 impl RawResponse {
     pub(crate) fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
 impl HttpTransport {
     /// A bodiless call (`HEAD`, or `POST` with headers only).
-    pub(crate) fn request(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> Result<RawResponse, TransportError> {
+    pub(crate) fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<RawResponse, TransportError> {
         self.request_body(method, path, headers, &[])
     }
 
     /// A call with a body (`PATCH`).
-    pub(crate) fn request_body(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Result<RawResponse, TransportError> {
+    pub(crate) fn request_body(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<RawResponse, TransportError> {
         let url = format!("{}{path}", self.base);
         let auth = self.auth_header();
         let mut all: Vec<(&str, &str)> = vec![("tus-resumable", super::tus::TUS_VERSION)];
@@ -134,17 +148,34 @@ impl HttpTransport {
                 r.call().map_err(unreachable)?
             }
             "POST" | "PATCH" => {
-                let mut r = if method == "POST" { self.agent.post(&url) } else { self.agent.patch(&url) };
+                let mut r = if method == "POST" {
+                    self.agent.post(&url)
+                } else {
+                    self.agent.patch(&url)
+                };
                 for (k, v) in &all {
                     r = r.header(*k, *v);
                 }
                 r.send(body).map_err(unreachable)?
             }
-            other => return Err(TransportError::Refused { status: 0, message: format!("method {other} not supported") }),
+            other => {
+                return Err(TransportError::Refused {
+                    status: 0,
+                    message: format!("method {other} not supported"),
+                });
+            }
         };
-        let headers = resp.headers().iter().map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned())).collect();
+        let headers = resp
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
+            .collect();
         let (status, body) = read(resp)?;
-        Ok(RawResponse { status, headers, body })
+        Ok(RawResponse {
+            status,
+            headers,
+            body,
+        })
     }
 
     /// Downloads a photo the user may read.

@@ -14,4 +14,6 @@ pub mod http;
 pub mod tus;
 pub mod wire;
 
-pub use client::{Progress, SyncError, SyncOptions, SyncSummary, Transport, TransportError, run, run_all};
+pub use client::{
+    Progress, SyncError, SyncOptions, SyncSummary, Transport, TransportError, run, run_all,
+};

@@ -54,7 +54,11 @@ pub struct UploadSummary {
 /// Uploads every pending photo of `store`, resuming each from the server's
 /// offset. Stops at the first transport failure (the caller retries later;
 /// progress is kept in the store).
-pub fn upload_pending(store: &mut Store, t: &mut dyn PhotoTransport, cancel: &AtomicBool) -> Result<UploadSummary, super::SyncError> {
+pub fn upload_pending(
+    store: &mut Store,
+    t: &mut dyn PhotoTransport,
+    cancel: &AtomicBool,
+) -> Result<UploadSummary, super::SyncError> {
     let mut summary = UploadSummary::default();
     for p in store.pending_photos()? {
         if cancel.load(Ordering::Relaxed) {
@@ -68,7 +72,10 @@ pub fn upload_pending(store: &mut Store, t: &mut dyn PhotoTransport, cancel: &At
                 continue;
             }
         };
-        let length = file.metadata().map_err(crate::store::StoreError::from)?.len();
+        let length = file
+            .metadata()
+            .map_err(crate::store::StoreError::from)?
+            .len();
         let mut offset = match t.head(&p.hash)? {
             Some(s) if s.length == length => s.offset,
             Some(_) | None => {
@@ -85,7 +92,8 @@ pub fn upload_pending(store: &mut Store, t: &mut dyn PhotoTransport, cancel: &At
                     store.set_photo_upload(&p.hash, "uploading", offset)?;
                     return Err(super::SyncError::Cancelled);
                 }
-                file.seek(SeekFrom::Start(offset)).map_err(crate::store::StoreError::from)?;
+                file.seek(SeekFrom::Start(offset))
+                    .map_err(crate::store::StoreError::from)?;
                 let n = read_full(&mut file, &mut buf).map_err(crate::store::StoreError::from)?;
                 if n == 0 {
                     break;
@@ -134,7 +142,11 @@ const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 pub fn base64_encode(data: &[u8]) -> String {
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -182,13 +194,23 @@ impl PhotoTransport for super::http::HttpTransport {
         let num = |h: &str| resp.header(h).and_then(|v| v.parse::<u64>().ok());
         match (num("upload-offset"), num("upload-length")) {
             (Some(offset), Some(length)) => Ok(Some(UploadState { offset, length })),
-            _ => Err(TransportError::Server { status: resp.status, message: "HEAD without Upload-Offset/Upload-Length".into() }),
+            _ => Err(TransportError::Server {
+                status: resp.status,
+                message: "HEAD without Upload-Offset/Upload-Length".into(),
+            }),
         }
     }
 
     fn create(&mut self, hash: &str, length: u64) -> Result<(), TransportError> {
         let meta = format!("blake3 {}", base64_encode(hash.as_bytes()));
-        let resp = self.request("POST", "/v1/photos", &[("upload-length", &length.to_string()), ("upload-metadata", &meta)])?;
+        let resp = self.request(
+            "POST",
+            "/v1/photos",
+            &[
+                ("upload-length", &length.to_string()),
+                ("upload-metadata", &meta),
+            ],
+        )?;
         super::http::check_status(resp.status, &resp.body)
     }
 
@@ -206,7 +228,10 @@ impl PhotoTransport for super::http::HttpTransport {
         super::http::check_status(resp.status, &resp.body)?;
         resp.header("upload-offset")
             .and_then(|v| v.parse().ok())
-            .ok_or_else(|| TransportError::Server { status: resp.status, message: "PATCH without Upload-Offset".into() })
+            .ok_or_else(|| TransportError::Server {
+                status: resp.status,
+                message: "PATCH without Upload-Offset".into(),
+            })
     }
 }
 
@@ -216,7 +241,16 @@ mod tests {
 
     #[test]
     fn base64_round_trips_and_refuses_garbage() {
-        for data in [&b""[..], b"f", b"fo", b"foo", b"foob", b"fooba", b"foobar", &[0xff, 0x00, 0x10]] {
+        for data in [
+            &b""[..],
+            b"f",
+            b"fo",
+            b"foo",
+            b"foob",
+            b"fooba",
+            b"foobar",
+            &[0xff, 0x00, 0x10],
+        ] {
             let e = base64_encode(data);
             assert_eq!(base64_decode(&e).as_deref(), Some(data), "{e}");
         }

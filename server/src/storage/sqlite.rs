@@ -111,7 +111,6 @@ fn load_doc(tx: &Connection, id: &str) -> Result<Option<(RecordKind, Automerge)>
     Ok(Some((kind, d)))
 }
 
-
 /// Rewrites the projection rows of one record read from `d`.
 fn refresh(tx: &Connection, id: &str, kind: RecordKind, d: &Automerge) -> Result<()> {
     let record = Record::read(kind, d).map_err(|e| corrupt(id, e))?;
@@ -230,8 +229,10 @@ fn persist(tx: &Connection, w: &Write<'_>, device: &str, now: i64) -> Result<()>
     let mut last = 0;
     let mut bytes = 0i64;
     for (k, data) in w.rows {
-        tx.prepare_cached("INSERT INTO log(doc_id, item_kind, data, device, at) VALUES (?1, ?2, ?3, ?4, ?5)")?
-            .execute(params![id, *k as i64, data, device, now])?;
+        tx.prepare_cached(
+            "INSERT INTO log(doc_id, item_kind, data, device, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![id, *k as i64, data, device, now])?;
         last = tx.last_insert_rowid();
         if first == 0 {
             first = last;
@@ -270,7 +271,14 @@ type Docs = HashMap<String, (RecordKind, Automerge, Record)>;
 /// Checks and stores one item. `Ok(Rejected)` leaves nothing behind (the
 /// caller rolls back to a savepoint); `docs` is updated only once an item is
 /// stored, so it always matches what SQLite holds.
-fn ingest_one(tx: &Transaction<'_>, docs: &mut Docs, s: &Session, actor: &ActorId, item: &Item, now: i64) -> Result<Outcome> {
+fn ingest_one(
+    tx: &Transaction<'_>,
+    docs: &mut Docs,
+    s: &Session,
+    actor: &ActorId,
+    item: &Item,
+    now: i64,
+) -> Result<Outcome> {
     let id = item.doc_id_text();
     if !docs.contains_key(&id)
         && let Some((kind, d)) = load_doc(tx, &id)?
@@ -282,7 +290,10 @@ fn ingest_one(tx: &Transaction<'_>, docs: &mut Docs, s: &Session, actor: &ActorI
     if let Some((k, _, _)) = before
         && *k != item.record
     {
-        return Ok(Outcome::Rejected(RejectCode::Invalid, format!("record {id} is a {}, not a {}", k.key(), item.record.key())));
+        return Ok(Outcome::Rejected(
+            RejectCode::Invalid,
+            format!("record {id} is a {}, not a {}", k.key(), item.record.key()),
+        ));
     }
     let reject = |c: RejectCode, m: String| Ok(Outcome::Rejected(c, m));
     let mut save: Option<&[u8]> = None;
@@ -290,56 +301,110 @@ fn ingest_one(tx: &Transaction<'_>, docs: &mut Docs, s: &Session, actor: &ActorI
         ItemKind::Change => {
             let change = match Change::try_from(item.data.as_slice()) {
                 Ok(c) => c,
-                Err(e) => return reject(RejectCode::Undecodable, format!("not an Automerge change: {e}")),
+                Err(e) => {
+                    return reject(
+                        RejectCode::Undecodable,
+                        format!("not an Automerge change: {e}"),
+                    );
+                }
             };
             if change.actor_id() != actor {
-                return reject(RejectCode::ForeignActor, format!("change by actor {} pushed by device {}", change.actor_id(), s.pusher.device));
+                return reject(
+                    RejectCode::ForeignActor,
+                    format!(
+                        "change by actor {} pushed by device {}",
+                        change.actor_id(),
+                        s.pusher.device
+                    ),
+                );
             }
             let hash = change.hash();
             let mut after = match before {
-                Some((_, b, _)) if b.get_change_by_hash(&hash).is_some() => return Ok(Outcome::Stored { new: false }),
+                Some((_, b, _)) if b.get_change_by_hash(&hash).is_some() => {
+                    return Ok(Outcome::Stored { new: false });
+                }
                 Some((_, b, _)) => b.clone(),
                 None if !change.deps().is_empty() => {
-                    return reject(RejectCode::NeedDocument, format!("the server has no record {id}; send it whole"));
+                    return reject(
+                        RejectCode::NeedDocument,
+                        format!("the server has no record {id}; send it whole"),
+                    );
                 }
                 None => Automerge::new(),
             };
             if let Err(e) = after.apply_changes([change]) {
-                return reject(RejectCode::Undecodable, format!("change does not apply: {e}"));
+                return reject(
+                    RejectCode::Undecodable,
+                    format!("change does not apply: {e}"),
+                );
             }
             if after.get_change_by_hash(&hash).is_none() {
-                return reject(RejectCode::NeedDocument, format!("the server lacks history of record {id}; send it whole"));
+                return reject(
+                    RejectCode::NeedDocument,
+                    format!("the server lacks history of record {id}; send it whole"),
+                );
             }
             (after, vec![(ItemKind::Change, item.data.clone())])
         }
         ItemKind::Document => {
             let loaded = match Automerge::load(&item.data) {
                 Ok(d) => d,
-                Err(e) => return reject(RejectCode::Undecodable, format!("not an Automerge document: {e}")),
+                Err(e) => {
+                    return reject(
+                        RejectCode::Undecodable,
+                        format!("not an Automerge document: {e}"),
+                    );
+                }
             };
             match before {
                 // New to the server: every change must be this device's;
                 // the save is kept as it came, one log row and the snapshot.
                 None => {
-                    if let Some(m) = loaded.get_changes_meta(&[]).iter().find(|m| m.actor.as_ref() != actor) {
-                        return reject(RejectCode::ForeignActor, format!("document holds changes by actor {} unknown to the server", m.actor));
+                    if let Some(m) = loaded
+                        .get_changes_meta(&[])
+                        .iter()
+                        .find(|m| m.actor.as_ref() != actor)
+                    {
+                        return reject(
+                            RejectCode::ForeignActor,
+                            format!(
+                                "document holds changes by actor {} unknown to the server",
+                                m.actor
+                            ),
+                        );
                     }
                     save = Some(item.data.as_slice());
                     (loaded, vec![(ItemKind::Document, item.data.clone())])
                 }
                 // Known: store only what is new, change by change.
                 Some((_, b, _)) => {
-                    let new: Vec<Change> = loaded.get_changes(&[]).into_iter().filter(|c| b.get_change_by_hash(&c.hash()).is_none()).collect();
+                    let new: Vec<Change> = loaded
+                        .get_changes(&[])
+                        .into_iter()
+                        .filter(|c| b.get_change_by_hash(&c.hash()).is_none())
+                        .collect();
                     if new.is_empty() {
                         return Ok(Outcome::Stored { new: false });
                     }
                     if let Some(c) = new.iter().find(|c| c.actor_id() != actor) {
-                        return reject(RejectCode::ForeignActor, format!("document holds changes by actor {} unknown to the server", c.actor_id()));
+                        return reject(
+                            RejectCode::ForeignActor,
+                            format!(
+                                "document holds changes by actor {} unknown to the server",
+                                c.actor_id()
+                            ),
+                        );
                     }
                     let mut after = b.clone();
-                    let rows = new.iter().map(|c| (ItemKind::Change, c.raw_bytes().to_vec())).collect();
+                    let rows = new
+                        .iter()
+                        .map(|c| (ItemKind::Change, c.raw_bytes().to_vec()))
+                        .collect();
                     if let Err(e) = after.apply_changes(new) {
-                        return reject(RejectCode::Undecodable, format!("changes do not apply: {e}"));
+                        return reject(
+                            RejectCode::Undecodable,
+                            format!("changes do not apply: {e}"),
+                        );
                     }
                     (after, rows)
                 }
@@ -355,13 +420,36 @@ fn ingest_one(tx: &Transaction<'_>, docs: &mut Docs, s: &Session, actor: &ActorI
         Err((code, msg)) => return reject(code, msg),
     };
     // Reviews and finding steps go to the audit log with the change.
-    for e in added.iter().filter(|e| !matches!(e.kind, EventKind::Commented | EventKind::Found | EventKind::Submitted)) {
-        let rev = e.revision.map(|r| format!(" revision {r}")).unwrap_or_default();
-        tx.prepare_cached("INSERT INTO audit(at, user, device, action, detail) VALUES (?1, ?2, ?3, ?4, ?5)")?
-            .execute(params![now, s.pusher.user, s.pusher.device, e.kind.key(), format!("{} {id}{rev}", item.record.key())])?;
+    for e in added.iter().filter(|e| {
+        !matches!(
+            e.kind,
+            EventKind::Commented | EventKind::Found | EventKind::Submitted
+        )
+    }) {
+        let rev = e
+            .revision
+            .map(|r| format!(" revision {r}"))
+            .unwrap_or_default();
+        tx.prepare_cached(
+            "INSERT INTO audit(at, user, device, action, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![
+            now,
+            s.pusher.user,
+            s.pusher.device,
+            e.kind.key(),
+            format!("{} {id}{rev}", item.record.key())
+        ])?;
     }
     let rows: Vec<(ItemKind, &[u8])> = rows.iter().map(|(k, b)| (*k, b.as_slice())).collect();
-    let w = Write { id: &id, kind: item.record, doc: &after, record: &record, save, rows: &rows };
+    let w = Write {
+        id: &id,
+        kind: item.record,
+        doc: &after,
+        record: &record,
+        save,
+        rows: &rows,
+    };
     persist(tx, &w, &s.pusher.device, now)?;
     docs.insert(id, (item.record, after, record));
     Ok(Outcome::Stored { new: true })
@@ -694,7 +782,14 @@ impl Storage for SqliteStorage {
             let save = d.save();
             let record = Record::Site(s.clone());
             let rows = [(ItemKind::Document, save.as_slice())];
-            let w = Write { id: &s.id, kind: RecordKind::Site, doc: &d, record: &record, save: Some(&save), rows: &rows };
+            let w = Write {
+                id: &s.id,
+                kind: RecordKind::Site,
+                doc: &d,
+                record: &record,
+                save: Some(&save),
+                rows: &rows,
+            };
             persist(&tx, &w, &format!("registry:{by}"), now)?;
             n += 1;
         }
