@@ -425,8 +425,8 @@ fn garbage_answers(i: usize) -> Vec<(String, Value)> {
             pick(&["daily", "every_other_day", "weekly"], i),
         ),
         ("chain", pick(&["village_township_county", "local"], i)),
-        ("sorting", (i % 3 == 0).into()),
-        ("cleaner_on_duty", (i % 7 != 0).into()),
+        ("sorting", i.is_multiple_of(3).into()),
+        ("cleaner_on_duty", (!i.is_multiple_of(7)).into()),
         ("burning_or_leachate", false.into()),
     ])
 }
@@ -440,7 +440,7 @@ fn water_answers(i: usize) -> Vec<(String, Value)> {
         ("transparency_cm", ((i % 60 + 10) as f64).into()),
         ("do_mg_l", ((i % 80) as f64 / 10.0).into()),
         ("nh3n_mg_l", ((i % 120) as f64 / 10.0).into()),
-        ("floating_garbage", (i % 4 == 0).into()),
+        ("floating_garbage", i.is_multiple_of(4).into()),
         ("direct_discharge", false.into()),
         (
             "status",

@@ -924,3 +924,49 @@ fn findings_take_photo_files_as_evidence() {
     assert_eq!(v.photos[0].hash, r.hash);
     assert!(photo_files(d.path()).iter().all(|n| !n.ends_with(".tmp")));
 }
+
+/// A cheap stand-in for fuzzing: randomly damaged and cut JPEGs (baseline
+/// and progressive) and PNGs must give a photo or a typed error, never a
+/// panic or a crash in the C decoder. Seeded, so a failure reproduces.
+#[test]
+fn damaged_inputs_never_panic() {
+    let (w, h) = (160, 120);
+    let rgb = scene(w, h, 14);
+    let originals = [
+        encode_jpeg(&rgb, w, h, 85, false),
+        encode_jpeg(&rgb, w, h, 85, true),
+        encode_png(&rgb, w, h, image::ExtendedColorType::Rgb8),
+    ];
+    let mut rng = Rng(2024);
+    let mut outcomes = std::collections::BTreeMap::<String, u32>::new();
+    for round in 0..300 {
+        let mut b = originals[round % originals.len()].clone();
+        match rng.below(3) {
+            0 => b.truncate(rng.below(b.len() as u32) as usize),
+            1 => {
+                for _ in 0..1 + rng.below(8) {
+                    let i = rng.below(b.len() as u32) as usize;
+                    b[i] = rng.next() as u8;
+                }
+            }
+            _ => {
+                let i = rng.below(b.len() as u32) as usize;
+                let n = (rng.below(64) as usize).min(b.len() - i);
+                b.drain(i..i + n);
+            }
+        }
+        let kind = match photo::compress(&b, &opts(100)) {
+            Ok(_) => "ok".to_owned(),
+            Err(e) => format!("{e:?}")
+                .split([' ', '{', '('])
+                .next()
+                .unwrap()
+                .to_owned(),
+        };
+        *outcomes.entry(kind).or_default() += 1;
+    }
+    eprintln!("damaged inputs: {outcomes:?}");
+    assert!(outcomes.keys().all(|k| {
+        ["ok", "Truncated", "Corrupt", "Unsupported", "TooManyPixels"].contains(&k.as_str())
+    }));
+}

@@ -151,12 +151,14 @@ fn jpeg_header(b: &[u8]) -> Result<Header> {
     })
 }
 
-/// Whether the JPEG stops before its end-of-image marker: walks the marker
-/// segments and skips the entropy-coded data after each start of scan.
-/// libjpeg-turbo pads a short stream with an invented end marker, so a cut
-/// file surfaces as "premature end", as a "tables-only" stream, or as
-/// nonsense in whatever segment the cut fell in; this tells them apart from
-/// real damage. Only run on the error path.
+/// Whether the JPEG stops early: its headers run past the end of the data,
+/// or no end-of-image marker (FF D9) follows the first start of scan. The
+/// compressed data can never contain FF D9 (an FF byte there is followed by
+/// 00 or a restart code), so this holds even when damage has scrambled the
+/// segments in between. libjpeg-turbo pads a short stream with an invented
+/// end marker, so a cut file surfaces as "premature end", as a "tables-only"
+/// stream, or as nonsense in whatever segment the cut fell in; this tells
+/// those apart from real damage. Only run on the error path.
 fn ends_early(b: &[u8]) -> bool {
     let mut i = 2;
     loop {
@@ -173,6 +175,7 @@ fn ends_early(b: &[u8]) -> bool {
                 i += 2;
                 continue;
             }
+            0xDA => return !b[i..].windows(2).any(|w| w == [0xFF, 0xD9]),
             _ => {}
         }
         let (Some(&hi), Some(&lo)) = (b.get(i + 2), b.get(i + 3)) else {
@@ -181,17 +184,6 @@ fn ends_early(b: &[u8]) -> bool {
         i += 2 + usize::from(u16::from_be_bytes([hi, lo]));
         if i > b.len() {
             return true;
-        }
-        if marker == 0xDA {
-            // Entropy-coded data: runs to the next marker other than a
-            // stuffed zero or a restart marker.
-            loop {
-                match (b.get(i), b.get(i + 1)) {
-                    (None, _) | (Some(&0xFF), None) => return true,
-                    (Some(&0xFF), Some(&m)) if m != 0x00 && !(0xD0..=0xD7).contains(&m) => break,
-                    _ => i += 1,
-                }
-            }
         }
     }
 }
