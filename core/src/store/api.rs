@@ -303,24 +303,11 @@ impl Store {
         Ok(ins)
     }
 
+    /// The whole inspection, for the edits that need its answers or photos;
+    /// the checks are [`Store::editable_head`]'s.
     fn editable_inspection(&mut self, id: &str, action: &'static str) -> Result<Inspection> {
-        self.require_role(&[Role::Inspector], action)?;
-        let ins = self.read_inspection(id)?;
-        self.require_scope(&ins.village_code)?;
-        if ins.inspector != self.identity.user {
-            return Err(StoreError::Forbidden {
-                role: self.identity.role,
-                action,
-            });
-        }
-        let st = fold_inspection(&ins.events);
-        if !st.status.editable() {
-            return Err(StoreError::IllegalTransition {
-                action,
-                status: st.status.key(),
-            });
-        }
-        Ok(ins)
+        self.editable_head(id, action)?;
+        self.read_inspection(id)
     }
 
     /// Sets one answer.
