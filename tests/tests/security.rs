@@ -140,12 +140,11 @@ fn inspectors_see_and_write_only_their_areas() {
     assert!(sup.store.record_kind(&theirs).is_err());
 
     // A phone that pushes a record outside its user's areas is refused,
-    // whatever its local store believed. Forge one by hand.
+    // whatever its local store believed.
     let before = server_state(&server);
-    assert_eq!(
-        push_site_as(&mut li, "li.wei", SONGXIAN_VILLAGE, 7),
-        Err(RejectCode::OutOfScope)
-    );
+    let (code, message) = push_site_as(&mut li, "li.wei", SONGXIAN_VILLAGE, 7).unwrap_err();
+    assert_eq!(code, RejectCode::OutOfScope);
+    assert!(message.contains("410325100201"), "{message}");
     assert_eq!(server_state(&server), before);
 }
 
