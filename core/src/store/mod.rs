@@ -24,6 +24,7 @@ mod sync;
 
 pub use api::{FindingAction, NewFinding, NewSite};
 pub use error::{Result, StoreError};
+pub use photos::photo_file;
 pub use query::{
     FieldView, FindingFilter, FindingSummary, FindingView, InspectionFilter, InspectionSummary,
     InspectionView, SiteFilter, SiteSummary, TimelineEntry,
@@ -148,6 +149,22 @@ impl Store {
 
     pub fn identity(&self) -> &Identity {
         &self.identity
+    }
+
+    /// Takes the role and areas of a fresh login of the same user on the
+    /// same device (an administrator may have changed them).
+    pub fn set_identity(&mut self, identity: Identity) -> Result<()> {
+        if identity.user != self.identity.user {
+            return Err(StoreError::WrongUser);
+        }
+        if identity.device != self.identity.device {
+            return Err(StoreError::BadInput(format!(
+                "this store belongs to device {}, not {}",
+                self.identity.device, identity.device
+            )));
+        }
+        self.identity = identity;
+        Ok(())
     }
 
     /// This device's Automerge actor id, hex. The server registers it at

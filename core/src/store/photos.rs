@@ -49,7 +49,12 @@ impl Store {
 
     /// Where the photo with content hash `hash` lives (or would live).
     pub fn photo_path(&self, hash: &str) -> PathBuf {
-        self.dir().join(PHOTO_DIR).join(format!("{hash}.jpg"))
+        photo_file(&self.photo_dir(), hash)
+    }
+
+    /// The folder holding this store's compressed photos.
+    pub fn photo_dir(&self) -> PathBuf {
+        self.dir().join(PHOTO_DIR)
     }
 
     fn add_photo_with(
@@ -60,6 +65,40 @@ impl Store {
         attach: impl FnOnce(&mut Store, PhotoRef) -> Result<()>,
     ) -> Result<PhotoRef> {
         let compressed = photo::compress_input(input, options)?;
+        self.attach_with(compressed, field, attach)
+    }
+
+    /// Attaches a photo compressed earlier with [`photo::compress_input`],
+    /// off this store's lock, to inspection `inspection_id`. Compressing
+    /// takes a few hundred milliseconds; attaching takes one transaction.
+    pub fn attach_compressed_photo(
+        &mut self,
+        inspection_id: &str,
+        compressed: photo::Compressed,
+        field: Option<&str>,
+    ) -> Result<PhotoRef> {
+        self.attach_with(compressed, field, |store, photo| {
+            store.add_photo_ref(inspection_id, photo)
+        })
+    }
+
+    /// As [`Store::attach_compressed_photo`], for finding `finding_id`.
+    pub fn attach_compressed_finding_photo(
+        &mut self,
+        finding_id: &str,
+        compressed: photo::Compressed,
+    ) -> Result<PhotoRef> {
+        self.attach_with(compressed, None, |store, photo| {
+            store.add_finding_photo(finding_id, photo)
+        })
+    }
+
+    fn attach_with(
+        &mut self,
+        compressed: photo::Compressed,
+        field: Option<&str>,
+        attach: impl FnOnce(&mut Store, PhotoRef) -> Result<()>,
+    ) -> Result<PhotoRef> {
         let photo = compressed.photo_ref(field, self.now());
         let path = self.photo_path(&photo.hash);
         let created = write_photo_file(&path, &compressed.jpeg, &photo.hash)?;
@@ -121,4 +160,9 @@ fn storage_error(e: std::io::Error) -> super::StoreError {
     } else {
         super::StoreError::Io(e)
     }
+}
+
+/// The file of the photo with content hash `hash` inside photo folder `dir`.
+pub fn photo_file(dir: &Path, hash: &str) -> PathBuf {
+    dir.join(format!("{hash}.jpg"))
 }

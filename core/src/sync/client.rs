@@ -34,6 +34,30 @@ impl TransportError {
     }
 }
 
+/// How the engine reaches the store. It borrows the store only between
+/// network calls, so an app sharing its store behind a mutex keeps editing
+/// while a slow exchange is on the wire.
+pub trait StoreAccess {
+    fn with<R>(&mut self, f: impl FnOnce(&mut Store) -> R) -> R;
+}
+
+impl StoreAccess for Store {
+    fn with<R>(&mut self, f: impl FnOnce(&mut Store) -> R) -> R {
+        f(self)
+    }
+}
+
+impl StoreAccess for &std::sync::Mutex<Store> {
+    fn with<R>(&mut self, f: impl FnOnce(&mut Store) -> R) -> R {
+        // A panic while holding the lock cannot leave the store half
+        // written: every write is one SQLite transaction.
+        let mut guard = self
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(&mut guard)
+    }
+}
+
 /// Carries one encoded request to the server and returns the encoded
 /// response.
 pub trait Transport {
@@ -125,8 +149,8 @@ pub struct SyncSummary {
 /// Runs the protocol until both directions are empty. Progress is reported
 /// after every exchange; `cancel` is checked between exchanges and while
 /// waiting to retry.
-pub fn run(
-    store: &mut Store,
+pub fn run<S: StoreAccess + ?Sized>(
+    store: &mut S,
     transport: &mut dyn Transport,
     opts: &SyncOptions,
     progress: &mut dyn FnMut(&Progress),
@@ -138,11 +162,14 @@ pub fn run(
         if cancel.load(Ordering::Relaxed) {
             return Err(SyncError::Cancelled);
         }
-        let items = store.outgoing_items(opts.batch_items_max, opts.batch_bytes_max)?;
-        let cursor: u64 = store
-            .setting(CURSOR_KEY)?
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0);
+        let (items, cursor) = store.with(|s| -> Result<_, SyncError> {
+            let items = s.outgoing_items(opts.batch_items_max, opts.batch_bytes_max)?;
+            let cursor: u64 = s
+                .setting(CURSOR_KEY)?
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(0);
+            Ok((items, cursor))
+        })?;
         let request = SyncRequest {
             cursor,
             page_bytes: opts.page_bytes,
@@ -193,37 +220,40 @@ pub fn run(
                 data: p.item.data.clone(),
             })
             .collect();
-        let cursor_text = resp.cursor.to_string();
-        let report = store.apply_remote(&page, &[(CURSOR_KEY, &cursor_text)])?;
-        summary.progress.records_down += page.len() as u64;
-        for (doc, reason) in report.rejected {
-            summary.rejected.push((doc, "undecodable".into(), reason));
-        }
+        store.with(|s| -> Result<(), SyncError> {
+            let cursor_text = resp.cursor.to_string();
+            let report = s.apply_remote(&page, &[(CURSOR_KEY, &cursor_text)])?;
+            summary.progress.records_down += page.len() as u64;
+            for (doc, reason) in report.rejected {
+                summary.rejected.push((doc, "undecodable".into(), reason));
+            }
 
-        let mut acked = Vec::new();
-        for &i in &resp.acked {
-            if let Some(o) = items.get(i as usize) {
-                acked.extend(o.covers.iter().cloned());
-                summary.progress.records_up += 1;
+            let mut acked = Vec::new();
+            for &i in &resp.acked {
+                if let Some(o) = items.get(i as usize) {
+                    acked.extend(o.covers.iter().cloned());
+                    summary.progress.records_up += 1;
+                }
             }
-        }
-        store.acknowledge_items(&acked)?;
-        for r in &resp.rejected {
-            let Some(o) = items.get(r.index as usize) else {
-                continue;
-            };
-            let doc = o.item.doc_id_text();
-            if r.code == RejectCode::NeedDocument && o.item.kind == ItemKind::Change {
-                store.send_whole(&doc)?;
-            } else {
-                store.record_rejection(&doc, &o.covers, r.code.key(), &r.message)?;
-                summary
-                    .rejected
-                    .push((doc, r.code.key().into(), r.message.clone()));
+            s.acknowledge_items(&acked)?;
+            for r in &resp.rejected {
+                let Some(o) = items.get(r.index as usize) else {
+                    continue;
+                };
+                let doc = o.item.doc_id_text();
+                if r.code == RejectCode::NeedDocument && o.item.kind == ItemKind::Change {
+                    s.send_whole(&doc)?;
+                } else {
+                    s.record_rejection(&doc, &o.covers, r.code.key(), &r.message)?;
+                    summary
+                        .rejected
+                        .push((doc, r.code.key().into(), r.message.clone()));
+                }
             }
-        }
-        summary.cursor = resp.cursor;
-        summary.progress.pending = store.pending_counts()?.changes;
+            summary.cursor = resp.cursor;
+            summary.progress.pending = s.pending_counts()?.changes;
+            Ok(())
+        })?;
         progress(&summary.progress);
         if items.is_empty() && !resp.more {
             return Ok(summary);
@@ -234,8 +264,8 @@ pub fn run(
 
 /// Runs the record exchange ([`run`]), then uploads pending photos,
 /// resuming partial uploads from the server's offset.
-pub fn run_all<T: Transport + super::tus::PhotoTransport>(
-    store: &mut Store,
+pub fn run_all<S: StoreAccess + ?Sized, T: Transport + super::tus::PhotoTransport>(
+    store: &mut S,
     transport: &mut T,
     opts: &SyncOptions,
     progress: &mut dyn FnMut(&Progress),
@@ -254,7 +284,7 @@ pub fn run_all<T: Transport + super::tus::PhotoTransport>(
                 summary.photos.missing_files += p.missing_files;
                 summary.photos.bytes_sent += p.bytes_sent;
                 summary.progress.bytes_up += p.bytes_sent;
-                summary.progress.pending = store.pending_counts()?.changes;
+                summary.progress.pending = store.with(|s| s.pending_counts())?.changes;
                 progress(&summary.progress);
                 return Ok(summary);
             }

@@ -8,7 +8,6 @@
 //! server checks the whole file against the hash at the end.
 
 use super::client::TransportError;
-use crate::store::Store;
 use sha1::Digest;
 use std::io::{Read, Seek, SeekFrom};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -54,17 +53,20 @@ pub struct UploadSummary {
 /// Uploads every pending photo of `store`, resuming each from the server's
 /// offset. Stops at the first transport failure (the caller retries later;
 /// progress is kept in the store).
-pub fn upload_pending(
-    store: &mut Store,
+pub fn upload_pending<S: super::client::StoreAccess + ?Sized>(
+    store: &mut S,
     t: &mut dyn PhotoTransport,
     cancel: &AtomicBool,
 ) -> Result<UploadSummary, super::SyncError> {
     let mut summary = UploadSummary::default();
-    for p in store.pending_photos()? {
+    let (pending, folder) = store.with(|s| -> Result<_, crate::store::StoreError> {
+        Ok((s.pending_photos()?, s.photo_dir()))
+    })?;
+    for p in pending {
         if cancel.load(Ordering::Relaxed) {
             return Err(super::SyncError::Cancelled);
         }
-        let path = store.photo_path(&p.hash);
+        let path = crate::store::photo_file(&folder, &p.hash);
         let mut file = match std::fs::File::open(&path) {
             Ok(f) => f,
             Err(_) => {
@@ -89,7 +91,7 @@ pub fn upload_pending(
             let mut buf = vec![0u8; CHUNK_BYTES];
             while offset < length {
                 if cancel.load(Ordering::Relaxed) {
-                    store.set_photo_upload(&p.hash, "uploading", offset)?;
+                    store.with(|s| s.set_photo_upload(&p.hash, "uploading", offset))?;
                     return Err(super::SyncError::Cancelled);
                 }
                 file.seek(SeekFrom::Start(offset))
@@ -108,14 +110,14 @@ pub fn upload_pending(
                         offset = t.head(&p.hash)?.map_or(0, |s| s.offset);
                     }
                     Err(e) => {
-                        store.set_photo_upload(&p.hash, "uploading", offset)?;
+                        store.with(|s| s.set_photo_upload(&p.hash, "uploading", offset))?;
                         return Err(e.into());
                     }
                 }
             }
             summary.uploaded += 1;
         }
-        store.set_photo_upload(&p.hash, "done", length)?;
+        store.with(|s| s.set_photo_upload(&p.hash, "done", length))?;
     }
     Ok(summary)
 }
