@@ -5,6 +5,10 @@
 //! - [`doc`]: the Automerge layout of each record kind.
 //! - [`store`]: the phone's SQLite store — documents, projections, outbox,
 //!   photo table — and the public API the bindings wrap.
+//! - [`photo`]: camera photo to upload-ready evidence.
+//! - [`sync`]: the wire format and the phone's sync engine.
+//! - [`session`]: a signed-in phone — store, saved login, sync — shared by
+//!   the app's UI and its background sync.
 //!
 //! Everything a caller does goes through [`store::Store`]; nothing else in
 //! the crate opens a database.
@@ -12,5 +16,6 @@
 pub mod doc;
 pub mod model;
 pub mod photo;
+pub mod session;
 pub mod store;
 pub mod sync;
