@@ -227,7 +227,7 @@ impl Fieldbook {
     // ---- sites and templates ------------------------------------------
 
     /// Sites in the user's areas, optionally within one area and of one
-    /// kind, by village then name. `limit` 0 means the default page (500).
+    /// kind, by village then name. `limit` 0 means the default page (1,000).
     pub fn list_sites(
         &self,
         area: Option<String>,
@@ -362,6 +362,7 @@ impl Fieldbook {
     }
 
     /// Inspections, newest first, optionally of one site or in one status.
+    /// `limit` 0 means the default page (1,000).
     pub fn list_inspections(
         &self,
         site_id: Option<String>,
@@ -454,6 +455,7 @@ impl Fieldbook {
     }
 
     /// Findings, optionally of one site, optionally only open ones.
+    /// `limit` 0 means the default page (1,000).
     pub fn list_findings(
         &self,
         site_id: Option<String>,
@@ -487,6 +489,8 @@ impl Fieldbook {
 
     /// What waits to go up, for a badge and for the sync policy.
     pub fn pending(&self) -> Result<PendingInfo, ApiError> {
+        let last_synced_ms = self.session.last_sync().map_err(|e| self.err(e))?;
+        let syncing = self.session.is_syncing();
         self.store(|s| {
             let p = s.pending_counts()?;
             Ok(PendingInfo {
@@ -494,6 +498,8 @@ impl Fieldbook {
                 changes: p.changes,
                 photos: p.photos,
                 rejections: s.sync_rejections()?.len() as u64,
+                last_synced_ms,
+                syncing,
             })
         })
     }

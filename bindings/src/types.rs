@@ -669,6 +669,11 @@ pub struct PendingInfo {
     pub photos: u64,
     /// Local changes the server refused (shown so the user can act).
     pub rejections: u64,
+    /// When the last sync finished (Unix ms), kept across restarts so a
+    /// background job in a fresh process paces itself.
+    pub last_synced_ms: Option<i64>,
+    /// A sync is running now.
+    pub syncing: bool,
 }
 
 /// Running totals of a sync, reported after every exchange.

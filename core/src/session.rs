@@ -27,6 +27,9 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 /// Name of the saved-login file inside a store folder.
 pub const ACCOUNT_FILE: &str = "account.json";
+/// Store setting: when the last sync finished, Unix milliseconds. Kept in
+/// the store so a background job in a fresh process paces itself by it.
+pub const LAST_SYNC_KEY: &str = "sync.last_success_ms";
 /// Name of the file holding this installation's device id.
 pub const DEVICE_FILE: &str = "device.id";
 
@@ -238,13 +241,32 @@ impl Session {
         let mut transport = HttpTransport::new(&account.server, Some(token));
         let mut store = &self.store;
         match crate::sync::run_all(&mut store, &mut transport, opts, progress, cancel) {
-            Ok(s) => Ok(s),
+            Ok(s) => {
+                lock(&self.store).set_setting(LAST_SYNC_KEY, &now_ms().to_string())?;
+                Ok(s)
+            }
             Err(SyncError::Transport(TransportError::Unauthorized)) => {
                 self.drop_token()?;
                 Err(SessionError::LoginRequired)
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Whether a sync is running now (a manual "sync" tap can say so
+    /// instead of starting a second one).
+    pub fn is_syncing(&self) -> bool {
+        matches!(
+            self.syncing.try_lock(),
+            Err(std::sync::TryLockError::WouldBlock)
+        )
+    }
+
+    /// When the last sync finished, if one ever did.
+    pub fn last_sync(&self) -> Result<Option<i64>> {
+        Ok(lock(&self.store)
+            .setting(LAST_SYNC_KEY)?
+            .and_then(|v| v.parse().ok()))
     }
 
     /// Downloads the photo with content hash `hash` from the server (a

@@ -561,11 +561,11 @@ def _uniffi_check_api_checksums(lib):
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_fieldbook_ffi_checksum_method_fieldbook_inspection() != 22447:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    if lib.uniffi_fieldbook_ffi_checksum_method_fieldbook_list_findings() != 4528:
+    if lib.uniffi_fieldbook_ffi_checksum_method_fieldbook_list_findings() != 28061:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    if lib.uniffi_fieldbook_ffi_checksum_method_fieldbook_list_inspections() != 28793:
+    if lib.uniffi_fieldbook_ffi_checksum_method_fieldbook_list_inspections() != 59645:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    if lib.uniffi_fieldbook_ffi_checksum_method_fieldbook_list_sites() != 60090:
+    if lib.uniffi_fieldbook_ffi_checksum_method_fieldbook_list_sites() != 23642:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_fieldbook_ffi_checksum_method_fieldbook_logout() != 7193:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
@@ -3098,17 +3098,19 @@ class PendingInfo:
     """
     What is waiting to go up.
 """
-    def __init__(self, *, records:int, changes:int, photos:int, rejections:int):
+    def __init__(self, *, records:int, changes:int, photos:int, rejections:int, last_synced_ms:typing.Optional[int], syncing:bool):
         self.records = records
         self.changes = changes
         self.photos = photos
         self.rejections = rejections
+        self.last_synced_ms = last_synced_ms
+        self.syncing = syncing
         
         
 
     
     def __str__(self):
-        return "PendingInfo(records={}, changes={}, photos={}, rejections={})".format(self.records, self.changes, self.photos, self.rejections)
+        return "PendingInfo(records={}, changes={}, photos={}, rejections={}, last_synced_ms={}, syncing={})".format(self.records, self.changes, self.photos, self.rejections, self.last_synced_ms, self.syncing)
     def __eq__(self, other):
         if self.records != other.records:
             return False
@@ -3117,6 +3119,10 @@ class PendingInfo:
         if self.photos != other.photos:
             return False
         if self.rejections != other.rejections:
+            return False
+        if self.last_synced_ms != other.last_synced_ms:
+            return False
+        if self.syncing != other.syncing:
             return False
         return True
 
@@ -3128,6 +3134,8 @@ class _UniffiFfiConverterTypePendingInfo(_UniffiConverterRustBuffer):
             changes=_UniffiFfiConverterUInt64.read(buf),
             photos=_UniffiFfiConverterUInt64.read(buf),
             rejections=_UniffiFfiConverterUInt64.read(buf),
+            last_synced_ms=_UniffiFfiConverterOptionalInt64.read(buf),
+            syncing=_UniffiFfiConverterBoolean.read(buf),
         )
 
     @staticmethod
@@ -3136,6 +3144,8 @@ class _UniffiFfiConverterTypePendingInfo(_UniffiConverterRustBuffer):
         _UniffiFfiConverterUInt64.check_lower(value.changes)
         _UniffiFfiConverterUInt64.check_lower(value.photos)
         _UniffiFfiConverterUInt64.check_lower(value.rejections)
+        _UniffiFfiConverterOptionalInt64.check_lower(value.last_synced_ms)
+        _UniffiFfiConverterBoolean.check_lower(value.syncing)
 
     @staticmethod
     def write(value, buf):
@@ -3143,6 +3153,8 @@ class _UniffiFfiConverterTypePendingInfo(_UniffiConverterRustBuffer):
         _UniffiFfiConverterUInt64.write(value.changes, buf)
         _UniffiFfiConverterUInt64.write(value.photos, buf)
         _UniffiFfiConverterUInt64.write(value.rejections, buf)
+        _UniffiFfiConverterOptionalInt64.write(value.last_synced_ms, buf)
+        _UniffiFfiConverterBoolean.write(value.syncing, buf)
 
 @dataclass
 class RejectedRecord:
@@ -4550,17 +4562,19 @@ class FieldbookProtocol(typing.Protocol):
     def list_findings(self, site_id: typing.Optional[str],open_only: bool,limit: int,offset: int) -> typing.List[FindingItem]:
         """
         Findings, optionally of one site, optionally only open ones.
+        `limit` 0 means the default page (1,000).
 """
         raise NotImplementedError
     def list_inspections(self, site_id: typing.Optional[str],status: typing.Optional[InspectionStatus],limit: int,offset: int) -> typing.List[InspectionItem]:
         """
         Inspections, newest first, optionally of one site or in one status.
+        `limit` 0 means the default page (1,000).
 """
         raise NotImplementedError
     def list_sites(self, area: typing.Optional[str],kind: typing.Optional[SiteKind],limit: int,offset: int) -> typing.List[SiteItem]:
         """
         Sites in the user's areas, optionally within one area and of one
-        kind, by village then name. `limit` 0 means the default page (500).
+        kind, by village then name. `limit` 0 means the default page (1,000).
 """
         raise NotImplementedError
     def logout(self, ) -> None:
@@ -4972,6 +4986,7 @@ class Fieldbook(FieldbookProtocol):
     def list_findings(self, site_id: typing.Optional[str],open_only: bool,limit: int,offset: int) -> typing.List[FindingItem]:
         """
         Findings, optionally of one site, optionally only open ones.
+        `limit` 0 means the default page (1,000).
 """
         
         _UniffiFfiConverterOptionalString.check_lower(site_id)
@@ -4999,6 +5014,7 @@ class Fieldbook(FieldbookProtocol):
     def list_inspections(self, site_id: typing.Optional[str],status: typing.Optional[InspectionStatus],limit: int,offset: int) -> typing.List[InspectionItem]:
         """
         Inspections, newest first, optionally of one site or in one status.
+        `limit` 0 means the default page (1,000).
 """
         
         _UniffiFfiConverterOptionalString.check_lower(site_id)
@@ -5026,7 +5042,7 @@ class Fieldbook(FieldbookProtocol):
     def list_sites(self, area: typing.Optional[str],kind: typing.Optional[SiteKind],limit: int,offset: int) -> typing.List[SiteItem]:
         """
         Sites in the user's areas, optionally within one area and of one
-        kind, by village then name. `limit` 0 means the default page (500).
+        kind, by village then name. `limit` 0 means the default page (1,000).
 """
         
         _UniffiFfiConverterOptionalString.check_lower(area)

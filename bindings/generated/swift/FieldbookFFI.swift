@@ -834,17 +834,19 @@ public protocol FieldbookProtocol: AnyObject, Sendable {
     
     /**
      * Findings, optionally of one site, optionally only open ones.
+     * `limit` 0 means the default page (1,000).
      */
     func listFindings(siteId: String?, openOnly: Bool, limit: UInt32, offset: UInt32) throws  -> [FindingItem]
     
     /**
      * Inspections, newest first, optionally of one site or in one status.
+     * `limit` 0 means the default page (1,000).
      */
     func listInspections(siteId: String?, status: InspectionStatus?, limit: UInt32, offset: UInt32) throws  -> [InspectionItem]
     
     /**
      * Sites in the user's areas, optionally within one area and of one
-     * kind, by village then name. `limit` 0 means the default page (500).
+     * kind, by village then name. `limit` 0 means the default page (1,000).
      */
     func listSites(area: String?, kind: SiteKind?, limit: UInt32, offset: UInt32) throws  -> [SiteItem]
     
@@ -1188,6 +1190,7 @@ open func inspection(inspectionId: String)throws  -> InspectionDetail  {
     
     /**
      * Findings, optionally of one site, optionally only open ones.
+     * `limit` 0 means the default page (1,000).
      */
 open func listFindings(siteId: String?, openOnly: Bool, limit: UInt32, offset: UInt32)throws  -> [FindingItem]  {
     return try  FfiConverterSequenceTypeFindingItem.lift(try rustCallWithError(FfiConverterTypeApiError_lift) {
@@ -1204,6 +1207,7 @@ open func listFindings(siteId: String?, openOnly: Bool, limit: UInt32, offset: U
     
     /**
      * Inspections, newest first, optionally of one site or in one status.
+     * `limit` 0 means the default page (1,000).
      */
 open func listInspections(siteId: String?, status: InspectionStatus?, limit: UInt32, offset: UInt32)throws  -> [InspectionItem]  {
     return try  FfiConverterSequenceTypeInspectionItem.lift(try rustCallWithError(FfiConverterTypeApiError_lift) {
@@ -1220,7 +1224,7 @@ open func listInspections(siteId: String?, status: InspectionStatus?, limit: UIn
     
     /**
      * Sites in the user's areas, optionally within one area and of one
-     * kind, by village then name. `limit` 0 means the default page (500).
+     * kind, by village then name. `limit` 0 means the default page (1,000).
      */
 open func listSites(area: String?, kind: SiteKind?, limit: UInt32, offset: UInt32)throws  -> [SiteItem]  {
     return try  FfiConverterSequenceTypeSiteItem.lift(try rustCallWithError(FfiConverterTypeApiError_lift) {
@@ -2581,6 +2585,15 @@ public struct PendingInfo: Equatable, Hashable {
      * Local changes the server refused (shown so the user can act).
      */
     public var rejections: UInt64
+    /**
+     * When the last sync finished (Unix ms), kept across restarts so a
+     * background job in a fresh process paces itself.
+     */
+    public var lastSyncedMs: Int64?
+    /**
+     * A sync is running now.
+     */
+    public var syncing: Bool
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -2590,11 +2603,20 @@ public struct PendingInfo: Equatable, Hashable {
          */records: UInt64, changes: UInt64, photos: UInt64, 
         /**
          * Local changes the server refused (shown so the user can act).
-         */rejections: UInt64) {
+         */rejections: UInt64, 
+        /**
+         * When the last sync finished (Unix ms), kept across restarts so a
+         * background job in a fresh process paces itself.
+         */lastSyncedMs: Int64?, 
+        /**
+         * A sync is running now.
+         */syncing: Bool) {
         self.records = records
         self.changes = changes
         self.photos = photos
         self.rejections = rejections
+        self.lastSyncedMs = lastSyncedMs
+        self.syncing = syncing
     }
 
     
@@ -2616,7 +2638,9 @@ public struct FfiConverterTypePendingInfo: FfiConverterRustBuffer {
                 records: FfiConverterUInt64.read(from: &buf), 
                 changes: FfiConverterUInt64.read(from: &buf), 
                 photos: FfiConverterUInt64.read(from: &buf), 
-                rejections: FfiConverterUInt64.read(from: &buf)
+                rejections: FfiConverterUInt64.read(from: &buf), 
+                lastSyncedMs: FfiConverterOptionInt64.read(from: &buf), 
+                syncing: FfiConverterBool.read(from: &buf)
         )
     }
 
@@ -2625,6 +2649,8 @@ public struct FfiConverterTypePendingInfo: FfiConverterRustBuffer {
         FfiConverterUInt64.write(value.changes, into: &buf)
         FfiConverterUInt64.write(value.photos, into: &buf)
         FfiConverterUInt64.write(value.rejections, into: &buf)
+        FfiConverterOptionInt64.write(value.lastSyncedMs, into: &buf)
+        FfiConverterBool.write(value.syncing, into: &buf)
     }
 }
 
@@ -5030,13 +5056,13 @@ private let initializationResult: InitializationResult = {
     if (uniffi_fieldbook_ffi_checksum_method_fieldbook_inspection() != 22447) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_fieldbook_ffi_checksum_method_fieldbook_list_findings() != 4528) {
+    if (uniffi_fieldbook_ffi_checksum_method_fieldbook_list_findings() != 28061) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_fieldbook_ffi_checksum_method_fieldbook_list_inspections() != 28793) {
+    if (uniffi_fieldbook_ffi_checksum_method_fieldbook_list_inspections() != 59645) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_fieldbook_ffi_checksum_method_fieldbook_list_sites() != 60090) {
+    if (uniffi_fieldbook_ffi_checksum_method_fieldbook_list_sites() != 23642) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_fieldbook_ffi_checksum_method_fieldbook_logout() != 7193) {

@@ -1057,13 +1057,13 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_fieldbook_ffi_checksum_method_fieldbook_inspection() and 0xFFFF) != 22447) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_fieldbook_ffi_checksum_method_fieldbook_list_findings() and 0xFFFF) != 4528) {
+    if ((lib.uniffi_fieldbook_ffi_checksum_method_fieldbook_list_findings() and 0xFFFF) != 28061) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_fieldbook_ffi_checksum_method_fieldbook_list_inspections() and 0xFFFF) != 28793) {
+    if ((lib.uniffi_fieldbook_ffi_checksum_method_fieldbook_list_inspections() and 0xFFFF) != 59645) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_fieldbook_ffi_checksum_method_fieldbook_list_sites() and 0xFFFF) != 60090) {
+    if ((lib.uniffi_fieldbook_ffi_checksum_method_fieldbook_list_sites() and 0xFFFF) != 23642) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_fieldbook_ffi_checksum_method_fieldbook_logout() and 0xFFFF) != 7193) {
@@ -1985,17 +1985,19 @@ public interface FieldbookInterface {
     
     /**
      * Findings, optionally of one site, optionally only open ones.
+     * `limit` 0 means the default page (1,000).
      */
     fun `listFindings`(`siteId`: kotlin.String?, `openOnly`: kotlin.Boolean, `limit`: kotlin.UInt, `offset`: kotlin.UInt): List<FindingItem>
     
     /**
      * Inspections, newest first, optionally of one site or in one status.
+     * `limit` 0 means the default page (1,000).
      */
     fun `listInspections`(`siteId`: kotlin.String?, `status`: InspectionStatus?, `limit`: kotlin.UInt, `offset`: kotlin.UInt): List<InspectionItem>
     
     /**
      * Sites in the user's areas, optionally within one area and of one
-     * kind, by village then name. `limit` 0 means the default page (500).
+     * kind, by village then name. `limit` 0 means the default page (1,000).
      */
     fun `listSites`(`area`: kotlin.String?, `kind`: SiteKind?, `limit`: kotlin.UInt, `offset`: kotlin.UInt): List<SiteItem>
     
@@ -2449,6 +2451,7 @@ open class Fieldbook: Disposable, AutoCloseable, FieldbookInterface
     
     /**
      * Findings, optionally of one site, optionally only open ones.
+     * `limit` 0 means the default page (1,000).
      */
     @Throws(ApiException::class)override fun `listFindings`(`siteId`: kotlin.String?, `openOnly`: kotlin.Boolean, `limit`: kotlin.UInt, `offset`: kotlin.UInt): List<FindingItem> {
             return FfiConverterSequenceTypeFindingItem.lift(
@@ -2470,6 +2473,7 @@ open class Fieldbook: Disposable, AutoCloseable, FieldbookInterface
     
     /**
      * Inspections, newest first, optionally of one site or in one status.
+     * `limit` 0 means the default page (1,000).
      */
     @Throws(ApiException::class)override fun `listInspections`(`siteId`: kotlin.String?, `status`: InspectionStatus?, `limit`: kotlin.UInt, `offset`: kotlin.UInt): List<InspectionItem> {
             return FfiConverterSequenceTypeInspectionItem.lift(
@@ -2491,7 +2495,7 @@ open class Fieldbook: Disposable, AutoCloseable, FieldbookInterface
     
     /**
      * Sites in the user's areas, optionally within one area and of one
-     * kind, by village then name. `limit` 0 means the default page (500).
+     * kind, by village then name. `limit` 0 means the default page (1,000).
      */
     @Throws(ApiException::class)override fun `listSites`(`area`: kotlin.String?, `kind`: SiteKind?, `limit`: kotlin.UInt, `offset`: kotlin.UInt): List<SiteItem> {
             return FfiConverterSequenceTypeSiteItem.lift(
@@ -3915,6 +3919,17 @@ data class PendingInfo (
      * Local changes the server refused (shown so the user can act).
      */
     var `rejections`: kotlin.ULong
+    , 
+    /**
+     * When the last sync finished (Unix ms), kept across restarts so a
+     * background job in a fresh process paces itself.
+     */
+    var `lastSyncedMs`: kotlin.Long?
+    , 
+    /**
+     * A sync is running now.
+     */
+    var `syncing`: kotlin.Boolean
     
 ){
     
@@ -3935,6 +3950,8 @@ public object FfiConverterTypePendingInfo: FfiConverterRustBuffer<PendingInfo> {
             FfiConverterULong.read(buf),
             FfiConverterULong.read(buf),
             FfiConverterULong.read(buf),
+            FfiConverterOptionalLong.read(buf),
+            FfiConverterBoolean.read(buf),
         )
     }
 
@@ -3942,7 +3959,9 @@ public object FfiConverterTypePendingInfo: FfiConverterRustBuffer<PendingInfo> {
             FfiConverterULong.allocationSize(value.`records`) +
             FfiConverterULong.allocationSize(value.`changes`) +
             FfiConverterULong.allocationSize(value.`photos`) +
-            FfiConverterULong.allocationSize(value.`rejections`)
+            FfiConverterULong.allocationSize(value.`rejections`) +
+            FfiConverterOptionalLong.allocationSize(value.`lastSyncedMs`) +
+            FfiConverterBoolean.allocationSize(value.`syncing`)
     )
 
     override fun write(value: PendingInfo, buf: ByteBuffer) {
@@ -3950,6 +3969,8 @@ public object FfiConverterTypePendingInfo: FfiConverterRustBuffer<PendingInfo> {
             FfiConverterULong.write(value.`changes`, buf)
             FfiConverterULong.write(value.`photos`, buf)
             FfiConverterULong.write(value.`rejections`, buf)
+            FfiConverterOptionalLong.write(value.`lastSyncedMs`, buf)
+            FfiConverterBoolean.write(value.`syncing`, buf)
     }
 }
 

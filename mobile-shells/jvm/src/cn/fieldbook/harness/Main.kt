@@ -307,6 +307,7 @@ suspend fun scenario(server: String, adminUser: String, adminPassword: String) {
     proxy.online = false
     check(reopened.start()) { "the saved session opens offline: ${reopened.state.value.message}" }
     check(reopened.fieldbook!!.listInspections(null, null, 0u, 0u).size == count)
+    check(reopened.state.value.sync.history.lastSuccessMs != null) { "the last sync time survives a restart" }
     proxy.close()
     step("the app reopens its saved session with no network and sees all $count inspections")
 }

@@ -106,6 +106,12 @@ class AppModel(
     }
 
     suspend fun login(server: String, user: String, password: String): Boolean {
+        // After a logout the same user may log in from the login screen:
+        // close the old handle first so one store is open once.
+        fieldbook?.let { old ->
+            fieldbook = null
+            old.close()
+        }
         return try {
             val fb = cn.fieldbook.ffi.login(dataDir, server, user, password, language)
             withContext(io) { opened(fb) }
@@ -140,7 +146,16 @@ class AppModel(
         val fb = fieldbook ?: return
         try {
             val pending = fb.pending()
-            _state.update { it.copy(account = fb.account(), sync = it.sync.copy(pending = pending)) }
+            _state.update {
+                // A fresh process (a background job) learns when the last
+                // sync finished from the store, so its pacing survives.
+                val history = if (it.sync.history.lastSuccessMs == null && pending.lastSyncedMs != null) {
+                    it.sync.history.copy(lastSuccessMs = pending.lastSyncedMs)
+                } else {
+                    it.sync.history
+                }
+                it.copy(account = fb.account(), sync = it.sync.copy(pending = pending, history = history))
+            }
         } catch (e: ApiException) {
             fail(e)
         }
@@ -308,7 +323,9 @@ class AppModel(
     }
 
     /** What the policy says about syncing now. */
-    fun syncDecision(conditions: SyncConditions): SyncDecision {
+    suspend fun syncDecision(conditions: SyncConditions): SyncDecision = withContext(io) { decideNow(conditions) }
+
+    private fun decideNow(conditions: SyncConditions): SyncDecision {
         val fb = fieldbook ?: return SyncDecision.LoginFirst
         val pending = try { fb.pending() } catch (e: ApiException) { return SyncDecision.Later(conditions.nowMs + policy.backoffBaseMs, e.message ?: "") }
         return policy.decide(pending, fb.account().loginRequired, _state.value.sync.history, conditions)
@@ -318,6 +335,9 @@ class AppModel(
      *  `state.sync.last`, a failure in `state.message`. */
     suspend fun syncNow(cancel: CancelToken? = null): SyncReport? {
         val fb = fieldbook ?: return null
+        // A tap while the background job syncs is not a failure: the
+        // running sync carries the same work.
+        if (withContext(io) { fb.pending().syncing }) return null
         _state.update { it.copy(sync = it.sync.copy(running = true, progress = null)) }
         val listener = object : SyncListener {
             override fun onProgress(progress: SyncProgress) {
