@@ -1,0 +1,6 @@
+// Plugin versions for the whole build; the app module applies them.
+plugins {
+    alias(libs.plugins.android.application) apply false
+    alias(libs.plugins.kotlin.android) apply false
+    alias(libs.plugins.kotlin.compose) apply false
+}
