@@ -454,6 +454,18 @@ impl Fieldbook {
         .await
     }
 
+    /// As `add_finding_photo`, reading the photo from the camera's file.
+    pub async fn add_finding_photo_file(
+        self: Arc<Self>,
+        finding_id: String,
+        path: String,
+    ) -> Result<PhotoItem, ApiError> {
+        self.add_photo_with(OwnedPhoto::Path(path), move |s, c| {
+            s.attach_compressed_finding_photo(&finding_id, c)
+        })
+        .await
+    }
+
     /// Findings, optionally of one site, optionally only open ones.
     /// `limit` 0 means the default page (1,000).
     pub fn list_findings(
@@ -471,18 +483,18 @@ impl Fieldbook {
             offset,
             ..Default::default()
         };
-        let list = self.store(|s| s.list_findings(&filter))?;
+        let (list, role) = self.store(|s| Ok((s.list_findings(&filter)?, s.identity().role)))?;
         Ok(list
             .into_iter()
-            .map(|f| FindingItem::from_summary(f, lang))
+            .map(|f| FindingItem::from_summary(f, lang, role))
             .collect())
     }
 
     /// A finding with its photos and history.
     pub fn finding(&self, finding_id: String) -> Result<FindingItem, ApiError> {
         let lang = self.lang();
-        let view = self.store(|s| s.finding_view(&finding_id))?;
-        Ok(FindingItem::from_view(view, lang, &self.photo_dir()))
+        let (view, role) = self.store(|s| Ok((s.finding_view(&finding_id)?, s.identity().role)))?;
+        Ok(FindingItem::from_view(view, lang, role, &self.photo_dir()))
     }
 
     // ---- sync ------------------------------------------------------------

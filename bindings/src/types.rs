@@ -82,6 +82,30 @@ pub enum FindingStep {
     Escalated,
 }
 
+impl FindingStep {
+    fn from_core(k: model::EventKind) -> Option<FindingStep> {
+        Some(match k {
+            model::EventKind::Assigned => FindingStep::Assigned,
+            model::EventKind::Rectifying => FindingStep::Rectifying,
+            model::EventKind::ClosureRequested => FindingStep::ClosureRequested,
+            model::EventKind::Closed => FindingStep::Closed,
+            model::EventKind::SentBack => FindingStep::SentBack,
+            model::EventKind::Escalated => FindingStep::Escalated,
+            _ => return None,
+        })
+    }
+
+    /// The steps `role` may take on a finding in `status`, as the core
+    /// decides them.
+    pub(crate) fn offered(status: model::FindingStatus, role: model::Role) -> Vec<FindingStep> {
+        status
+            .steps_for(role)
+            .into_iter()
+            .filter_map(FindingStep::from_core)
+            .collect()
+    }
+}
+
 impl From<FindingStep> for model::EventKind {
     fn from(s: FindingStep) -> Self {
         match s {
@@ -602,11 +626,18 @@ pub struct FindingItem {
     pub raised_at_ms: i64,
     pub photos: Vec<PhotoItem>,
     pub timeline: Vec<TimelineItem>,
+    /// The steps this user may take now (buttons to offer).
+    pub next_steps: Vec<FindingStep>,
 }
 
 impl FindingItem {
-    pub(crate) fn from_summary(s: store::FindingSummary, lang: Language) -> FindingItem {
+    pub(crate) fn from_summary(
+        s: store::FindingSummary,
+        lang: Language,
+        role: model::Role,
+    ) -> FindingItem {
         FindingItem {
+            next_steps: FindingStep::offered(s.status, role),
             status_label: lang.pick_static(s.status.label_zh(), s.status.label_en()),
             id: s.id,
             inspection_id: s.inspection_id,
@@ -629,9 +660,11 @@ impl FindingItem {
     pub(crate) fn from_view(
         v: store::FindingView,
         lang: Language,
+        role: model::Role,
         photo_dir: &std::path::Path,
     ) -> FindingItem {
         FindingItem {
+            next_steps: FindingStep::offered(v.status, role),
             status_label: lang.pick_static(v.status.label_zh(), v.status.label_en()),
             id: v.id,
             inspection_id: v.inspection_id,

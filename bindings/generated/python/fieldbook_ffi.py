@@ -539,6 +539,8 @@ def _uniffi_check_api_checksums(lib):
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_fieldbook_ffi_checksum_method_fieldbook_add_finding_photo() != 21050:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_fieldbook_ffi_checksum_method_fieldbook_add_finding_photo_file() != 1956:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_fieldbook_ffi_checksum_method_fieldbook_add_note() != 10102:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_fieldbook_ffi_checksum_method_fieldbook_add_photo() != 39525:
@@ -649,6 +651,9 @@ _UniffiLib.uniffi_fieldbook_ffi_checksum_method_fieldbook_account.restype = ctyp
 _UniffiLib.uniffi_fieldbook_ffi_checksum_method_fieldbook_add_finding_photo.argtypes = (
 )
 _UniffiLib.uniffi_fieldbook_ffi_checksum_method_fieldbook_add_finding_photo.restype = ctypes.c_uint16
+_UniffiLib.uniffi_fieldbook_ffi_checksum_method_fieldbook_add_finding_photo_file.argtypes = (
+)
+_UniffiLib.uniffi_fieldbook_ffi_checksum_method_fieldbook_add_finding_photo_file.restype = ctypes.c_uint16
 _UniffiLib.uniffi_fieldbook_ffi_checksum_method_fieldbook_add_note.argtypes = (
 )
 _UniffiLib.uniffi_fieldbook_ffi_checksum_method_fieldbook_add_note.restype = ctypes.c_uint16
@@ -777,6 +782,12 @@ _UniffiLib.uniffi_fieldbook_ffi_fn_method_fieldbook_add_finding_photo.argtypes =
     _UniffiRustBuffer,
 )
 _UniffiLib.uniffi_fieldbook_ffi_fn_method_fieldbook_add_finding_photo.restype = ctypes.c_uint64
+_UniffiLib.uniffi_fieldbook_ffi_fn_method_fieldbook_add_finding_photo_file.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+)
+_UniffiLib.uniffi_fieldbook_ffi_fn_method_fieldbook_add_finding_photo_file.restype = ctypes.c_uint64
 _UniffiLib.uniffi_fieldbook_ffi_fn_method_fieldbook_add_note.argtypes = (
     ctypes.c_uint64,
     _UniffiRustBuffer,
@@ -2415,12 +2426,110 @@ class _UniffiFfiConverterSequenceTypeTimelineItem(_UniffiConverterRustBuffer):
             _UniffiFfiConverterTypeTimelineItem.read(buf) for i in range(count)
         ]
 
+
+
+
+
+
+class FindingStep(enum.Enum):
+    """
+    A step in a finding's lifecycle.
+"""
+    
+    ASSIGNED = 0
+    
+    RECTIFYING = 1
+    
+    CLOSURE_REQUESTED = 2
+    
+    CLOSED = 3
+    
+    SENT_BACK = 4
+    
+    ESCALATED = 5
+    
+
+
+class _UniffiFfiConverterTypeFindingStep(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        variant = buf.read_i32()
+        if variant == 1:
+            return FindingStep.ASSIGNED
+        if variant == 2:
+            return FindingStep.RECTIFYING
+        if variant == 3:
+            return FindingStep.CLOSURE_REQUESTED
+        if variant == 4:
+            return FindingStep.CLOSED
+        if variant == 5:
+            return FindingStep.SENT_BACK
+        if variant == 6:
+            return FindingStep.ESCALATED
+        raise InternalError("Raw enum value doesn't match any cases")
+
+    @staticmethod
+    def check_lower(value):
+        if value == FindingStep.ASSIGNED:
+            return
+        if value == FindingStep.RECTIFYING:
+            return
+        if value == FindingStep.CLOSURE_REQUESTED:
+            return
+        if value == FindingStep.CLOSED:
+            return
+        if value == FindingStep.SENT_BACK:
+            return
+        if value == FindingStep.ESCALATED:
+            return
+        raise ValueError(value)
+
+    @staticmethod
+    def write(value, buf):
+        if value == FindingStep.ASSIGNED:
+            buf.write_i32(1)
+        if value == FindingStep.RECTIFYING:
+            buf.write_i32(2)
+        if value == FindingStep.CLOSURE_REQUESTED:
+            buf.write_i32(3)
+        if value == FindingStep.CLOSED:
+            buf.write_i32(4)
+        if value == FindingStep.SENT_BACK:
+            buf.write_i32(5)
+        if value == FindingStep.ESCALATED:
+            buf.write_i32(6)
+
+
+
+class _UniffiFfiConverterSequenceTypeFindingStep(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        for item in value:
+            _UniffiFfiConverterTypeFindingStep.check_lower(item)
+
+    @classmethod
+    def write(cls, value, buf):
+        items = len(value)
+        buf.write_i32(items)
+        for item in value:
+            _UniffiFfiConverterTypeFindingStep.write(item, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative sequence length")
+
+        return [
+            _UniffiFfiConverterTypeFindingStep.read(buf) for i in range(count)
+        ]
+
 @dataclass
 class FindingItem:
     """
     One row of a finding list, or a finding's screen.
 """
-    def __init__(self, *, id:str, inspection_id:typing.Optional[str], site_id:str, site_kind:SiteKind, village_code:str, title:str, description:typing.Optional[str], status:FindingStatus, status_label:str, responsible:typing.Optional[str], deadline:typing.Optional[str], escalated:bool, overdue:bool, raised_at_ms:int, photos:typing.List[PhotoItem], timeline:typing.List[TimelineItem]):
+    def __init__(self, *, id:str, inspection_id:typing.Optional[str], site_id:str, site_kind:SiteKind, village_code:str, title:str, description:typing.Optional[str], status:FindingStatus, status_label:str, responsible:typing.Optional[str], deadline:typing.Optional[str], escalated:bool, overdue:bool, raised_at_ms:int, photos:typing.List[PhotoItem], timeline:typing.List[TimelineItem], next_steps:typing.List[FindingStep]):
         self.id = id
         self.inspection_id = inspection_id
         self.site_id = site_id
@@ -2437,12 +2546,13 @@ class FindingItem:
         self.raised_at_ms = raised_at_ms
         self.photos = photos
         self.timeline = timeline
+        self.next_steps = next_steps
         
         
 
     
     def __str__(self):
-        return "FindingItem(id={}, inspection_id={}, site_id={}, site_kind={}, village_code={}, title={}, description={}, status={}, status_label={}, responsible={}, deadline={}, escalated={}, overdue={}, raised_at_ms={}, photos={}, timeline={})".format(self.id, self.inspection_id, self.site_id, self.site_kind, self.village_code, self.title, self.description, self.status, self.status_label, self.responsible, self.deadline, self.escalated, self.overdue, self.raised_at_ms, self.photos, self.timeline)
+        return "FindingItem(id={}, inspection_id={}, site_id={}, site_kind={}, village_code={}, title={}, description={}, status={}, status_label={}, responsible={}, deadline={}, escalated={}, overdue={}, raised_at_ms={}, photos={}, timeline={}, next_steps={})".format(self.id, self.inspection_id, self.site_id, self.site_kind, self.village_code, self.title, self.description, self.status, self.status_label, self.responsible, self.deadline, self.escalated, self.overdue, self.raised_at_ms, self.photos, self.timeline, self.next_steps)
     def __eq__(self, other):
         if self.id != other.id:
             return False
@@ -2476,6 +2586,8 @@ class FindingItem:
             return False
         if self.timeline != other.timeline:
             return False
+        if self.next_steps != other.next_steps:
+            return False
         return True
 
 class _UniffiFfiConverterTypeFindingItem(_UniffiConverterRustBuffer):
@@ -2498,6 +2610,7 @@ class _UniffiFfiConverterTypeFindingItem(_UniffiConverterRustBuffer):
             raised_at_ms=_UniffiFfiConverterInt64.read(buf),
             photos=_UniffiFfiConverterSequenceTypePhotoItem.read(buf),
             timeline=_UniffiFfiConverterSequenceTypeTimelineItem.read(buf),
+            next_steps=_UniffiFfiConverterSequenceTypeFindingStep.read(buf),
         )
 
     @staticmethod
@@ -2518,6 +2631,7 @@ class _UniffiFfiConverterTypeFindingItem(_UniffiConverterRustBuffer):
         _UniffiFfiConverterInt64.check_lower(value.raised_at_ms)
         _UniffiFfiConverterSequenceTypePhotoItem.check_lower(value.photos)
         _UniffiFfiConverterSequenceTypeTimelineItem.check_lower(value.timeline)
+        _UniffiFfiConverterSequenceTypeFindingStep.check_lower(value.next_steps)
 
     @staticmethod
     def write(value, buf):
@@ -2537,6 +2651,7 @@ class _UniffiFfiConverterTypeFindingItem(_UniffiConverterRustBuffer):
         _UniffiFfiConverterInt64.write(value.raised_at_ms, buf)
         _UniffiFfiConverterSequenceTypePhotoItem.write(value.photos, buf)
         _UniffiFfiConverterSequenceTypeTimelineItem.write(value.timeline, buf)
+        _UniffiFfiConverterSequenceTypeFindingStep.write(value.next_steps, buf)
 
 @dataclass
 class Location:
@@ -3952,81 +4067,6 @@ class _UniffiFfiConverterTypeApiError(_UniffiConverterRustBuffer):
 
 
 
-class FindingStep(enum.Enum):
-    """
-    A step in a finding's lifecycle.
-"""
-    
-    ASSIGNED = 0
-    
-    RECTIFYING = 1
-    
-    CLOSURE_REQUESTED = 2
-    
-    CLOSED = 3
-    
-    SENT_BACK = 4
-    
-    ESCALATED = 5
-    
-
-
-class _UniffiFfiConverterTypeFindingStep(_UniffiConverterRustBuffer):
-    @staticmethod
-    def read(buf):
-        variant = buf.read_i32()
-        if variant == 1:
-            return FindingStep.ASSIGNED
-        if variant == 2:
-            return FindingStep.RECTIFYING
-        if variant == 3:
-            return FindingStep.CLOSURE_REQUESTED
-        if variant == 4:
-            return FindingStep.CLOSED
-        if variant == 5:
-            return FindingStep.SENT_BACK
-        if variant == 6:
-            return FindingStep.ESCALATED
-        raise InternalError("Raw enum value doesn't match any cases")
-
-    @staticmethod
-    def check_lower(value):
-        if value == FindingStep.ASSIGNED:
-            return
-        if value == FindingStep.RECTIFYING:
-            return
-        if value == FindingStep.CLOSURE_REQUESTED:
-            return
-        if value == FindingStep.CLOSED:
-            return
-        if value == FindingStep.SENT_BACK:
-            return
-        if value == FindingStep.ESCALATED:
-            return
-        raise ValueError(value)
-
-    @staticmethod
-    def write(value, buf):
-        if value == FindingStep.ASSIGNED:
-            buf.write_i32(1)
-        if value == FindingStep.RECTIFYING:
-            buf.write_i32(2)
-        if value == FindingStep.CLOSURE_REQUESTED:
-            buf.write_i32(3)
-        if value == FindingStep.CLOSED:
-            buf.write_i32(4)
-        if value == FindingStep.SENT_BACK:
-            buf.write_i32(5)
-        if value == FindingStep.ESCALATED:
-            buf.write_i32(6)
-
-
-
-
-
-
-
-
 class Language(enum.Enum):
     """
     The language labels are given in.
@@ -4506,6 +4546,11 @@ class FieldbookProtocol(typing.Protocol):
         Compresses a photo and attaches it to a finding as evidence.
 """
         raise NotImplementedError
+    async def add_finding_photo_file(self, finding_id: str,path: str) -> PhotoItem:
+        """
+        As `add_finding_photo`, reading the photo from the camera's file.
+"""
+        raise NotImplementedError
     def add_note(self, inspection_id: str,text: str) -> None:
         raise NotImplementedError
     async def add_photo(self, inspection_id: str,bytes: bytes,field: typing.Optional[str]) -> PhotoItem:
@@ -4730,6 +4775,29 @@ class Fieldbook(FieldbookProtocol):
         _uniffi_error_converter = _UniffiFfiConverterTypeApiError
         return await _uniffi_rust_call_async(
             _UniffiLib.uniffi_fieldbook_ffi_fn_method_fieldbook_add_finding_photo(*_uniffi_lowered_args),
+            _UniffiLib.ffi_fieldbook_ffi_rust_future_poll_rust_buffer,
+            _UniffiLib.ffi_fieldbook_ffi_rust_future_complete_rust_buffer,
+            _UniffiLib.ffi_fieldbook_ffi_rust_future_free_rust_buffer,
+            _uniffi_lift_return,
+            _uniffi_error_converter,
+        )
+    async def add_finding_photo_file(self, finding_id: str,path: str) -> PhotoItem:
+        """
+        As `add_finding_photo`, reading the photo from the camera's file.
+"""
+        
+        _UniffiFfiConverterString.check_lower(finding_id)
+
+        _UniffiFfiConverterString.check_lower(path)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterString.lower(finding_id),
+            _UniffiFfiConverterString.lower(path),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypePhotoItem.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeApiError
+        return await _uniffi_rust_call_async(
+            _UniffiLib.uniffi_fieldbook_ffi_fn_method_fieldbook_add_finding_photo_file(*_uniffi_lowered_args),
             _UniffiLib.ffi_fieldbook_ffi_rust_future_poll_rust_buffer,
             _UniffiLib.ffi_fieldbook_ffi_rust_future_complete_rust_buffer,
             _UniffiLib.ffi_fieldbook_ffi_rust_future_free_rust_buffer,
@@ -5443,10 +5511,10 @@ __all__ = [
     "FieldValue",
     "SiteKind",
     "FindingStatus",
+    "FindingStep",
     "InspectionStatus",
     "FieldKind",
     "ApiError",
-    "FindingStep",
     "Language",
     "AccountInfo",
     "ChoiceItem",

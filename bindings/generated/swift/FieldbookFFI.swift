@@ -779,6 +779,11 @@ public protocol FieldbookProtocol: AnyObject, Sendable {
      */
     func addFindingPhoto(findingId: String, bytes: Data) async throws  -> PhotoItem
     
+    /**
+     * As `add_finding_photo`, reading the photo from the camera's file.
+     */
+    func addFindingPhotoFile(findingId: String, path: String) async throws  -> PhotoItem
+    
     func addNote(inspectionId: String, text: String) throws 
     
     /**
@@ -1013,6 +1018,25 @@ open func addFindingPhoto(findingId: String, bytes: Data)async throws  -> PhotoI
             rustFutureFunc: {
                 uniffi_fieldbook_ffi_fn_method_fieldbook_add_finding_photo(
                         self.uniffiCloneHandle(),FfiConverterString.lower(findingId),FfiConverterData.lower(bytes)
+                )
+            },
+            pollFunc: ffi_fieldbook_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_fieldbook_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_fieldbook_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypePhotoItem_lift,
+            errorHandler: FfiConverterTypeApiError_lift
+        )
+}
+    
+    /**
+     * As `add_finding_photo`, reading the photo from the camera's file.
+     */
+open func addFindingPhotoFile(findingId: String, path: String)async throws  -> PhotoItem  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_fieldbook_ffi_fn_method_fieldbook_add_finding_photo_file(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(findingId),FfiConverterString.lower(path)
                 )
             },
             pollFunc: ffi_fieldbook_ffi_rust_future_poll_rust_buffer,
@@ -2023,10 +2047,17 @@ public struct FindingItem: Equatable, Hashable {
     public var raisedAtMs: Int64
     public var photos: [PhotoItem]
     public var timeline: [TimelineItem]
+    /**
+     * The steps this user may take now (buttons to offer).
+     */
+    public var nextSteps: [FindingStep]
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
-    public init(id: String, inspectionId: String?, siteId: String, siteKind: SiteKind, villageCode: String, title: String, description: String?, status: FindingStatus, statusLabel: String, responsible: String?, deadline: String?, escalated: Bool, overdue: Bool, raisedAtMs: Int64, photos: [PhotoItem], timeline: [TimelineItem]) {
+    public init(id: String, inspectionId: String?, siteId: String, siteKind: SiteKind, villageCode: String, title: String, description: String?, status: FindingStatus, statusLabel: String, responsible: String?, deadline: String?, escalated: Bool, overdue: Bool, raisedAtMs: Int64, photos: [PhotoItem], timeline: [TimelineItem], 
+        /**
+         * The steps this user may take now (buttons to offer).
+         */nextSteps: [FindingStep]) {
         self.id = id
         self.inspectionId = inspectionId
         self.siteId = siteId
@@ -2043,6 +2074,7 @@ public struct FindingItem: Equatable, Hashable {
         self.raisedAtMs = raisedAtMs
         self.photos = photos
         self.timeline = timeline
+        self.nextSteps = nextSteps
     }
 
     
@@ -2076,7 +2108,8 @@ public struct FfiConverterTypeFindingItem: FfiConverterRustBuffer {
                 overdue: FfiConverterBool.read(from: &buf), 
                 raisedAtMs: FfiConverterInt64.read(from: &buf), 
                 photos: FfiConverterSequenceTypePhotoItem.read(from: &buf), 
-                timeline: FfiConverterSequenceTypeTimelineItem.read(from: &buf)
+                timeline: FfiConverterSequenceTypeTimelineItem.read(from: &buf), 
+                nextSteps: FfiConverterSequenceTypeFindingStep.read(from: &buf)
         )
     }
 
@@ -2097,6 +2130,7 @@ public struct FfiConverterTypeFindingItem: FfiConverterRustBuffer {
         FfiConverterInt64.write(value.raisedAtMs, into: &buf)
         FfiConverterSequenceTypePhotoItem.write(value.photos, into: &buf)
         FfiConverterSequenceTypeTimelineItem.write(value.timeline, into: &buf)
+        FfiConverterSequenceTypeFindingStep.write(value.nextSteps, into: &buf)
     }
 }
 
@@ -4911,6 +4945,31 @@ fileprivate struct FfiConverterSequenceTypeFieldValue: FfiConverterRustBuffer {
         return seq
     }
 }
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeFindingStep: FfiConverterRustBuffer {
+    typealias SwiftType = [FindingStep]
+
+    public static func write(_ value: [FindingStep], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeFindingStep.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [FindingStep] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [FindingStep]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeFindingStep.read(from: &buf))
+        }
+        return seq
+    }
+}
 private let UNIFFI_RUST_FUTURE_POLL_READY: Int8 = 0
 private let UNIFFI_RUST_FUTURE_POLL_WAKE: Int8 = 1
 
@@ -5021,6 +5080,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_fieldbook_ffi_checksum_method_fieldbook_add_finding_photo() != 21050) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_fieldbook_ffi_checksum_method_fieldbook_add_finding_photo_file() != 1956) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_fieldbook_ffi_checksum_method_fieldbook_add_note() != 10102) {

@@ -310,6 +310,11 @@ RustBuffer uniffi_fieldbook_ffi_fn_method_fieldbook_account(uint64_t ptr, RustCa
 uint64_t uniffi_fieldbook_ffi_fn_method_fieldbook_add_finding_photo(uint64_t ptr, RustBuffer finding_id, RustBuffer bytes
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FIELDBOOK_FFI_FN_METHOD_FIELDBOOK_ADD_FINDING_PHOTO_FILE
+#define UNIFFI_FFIDEF_UNIFFI_FIELDBOOK_FFI_FN_METHOD_FIELDBOOK_ADD_FINDING_PHOTO_FILE
+uint64_t uniffi_fieldbook_ffi_fn_method_fieldbook_add_finding_photo_file(uint64_t ptr, RustBuffer finding_id, RustBuffer path
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_FIELDBOOK_FFI_FN_METHOD_FIELDBOOK_ADD_NOTE
 #define UNIFFI_FFIDEF_UNIFFI_FIELDBOOK_FFI_FN_METHOD_FIELDBOOK_ADD_NOTE
 void uniffi_fieldbook_ffi_fn_method_fieldbook_add_note(uint64_t ptr, RustBuffer inspection_id, RustBuffer text, RustCallStatus *_Nonnull out_status
@@ -773,6 +778,12 @@ uint16_t uniffi_fieldbook_ffi_checksum_method_fieldbook_account(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_FIELDBOOK_FFI_CHECKSUM_METHOD_FIELDBOOK_ADD_FINDING_PHOTO
 #define UNIFFI_FFIDEF_UNIFFI_FIELDBOOK_FFI_CHECKSUM_METHOD_FIELDBOOK_ADD_FINDING_PHOTO
 uint16_t uniffi_fieldbook_ffi_checksum_method_fieldbook_add_finding_photo(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FIELDBOOK_FFI_CHECKSUM_METHOD_FIELDBOOK_ADD_FINDING_PHOTO_FILE
+#define UNIFFI_FFIDEF_UNIFFI_FIELDBOOK_FFI_CHECKSUM_METHOD_FIELDBOOK_ADD_FINDING_PHOTO_FILE
+uint16_t uniffi_fieldbook_ffi_checksum_method_fieldbook_add_finding_photo_file(void
     
 );
 #endif

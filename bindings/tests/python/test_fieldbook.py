@@ -153,10 +153,29 @@ async def main():
     desk_app.return_inspection(insp, "化粪池盖板照片不清楚")
     await desk_app.sync(None, None)
 
+    finding = app.raise_finding(fb.NewFindingInput(
+        inspection_id=insp, site_id=site, title="化粪池渗漏", description="池体开裂，粪液外渗",
+        deadline=None))
+    assert app.finding(finding).next_steps == [], "an inspector cannot assign"
     await app.sync(None, None)
     back = app.inspection(insp)
     assert back.status == fb.InspectionStatus.RETURNED and back.editable, back.status
     assert any(t.comment == "化粪池盖板照片不清楚" for t in back.timeline), back.timeline
+
+    await desk_app.sync(None, None)
+    steps = desk_app.finding(finding).next_steps
+    assert steps == [fb.FindingStep.ASSIGNED, fb.FindingStep.ESCALATED], steps
+    expect(fb.ApiError.InvalidInput, "assigning without a deadline",
+           lambda: desk_app.advance_finding(finding, fb.FindingStep.ASSIGNED, None, "村委会", None))
+    desk_app.advance_finding(finding, fb.FindingStep.ASSIGNED, "月底前修复", "村委会", "2026-12-31")
+    await desk_app.sync(None, None)
+    await app.sync(None, None)
+    mine = app.finding(finding)
+    assert mine.status == fb.FindingStatus.ASSIGNED and mine.responsible == "村委会", mine.status
+    assert mine.next_steps == [fb.FindingStep.RECTIFYING, fb.FindingStep.CLOSURE_REQUESTED], mine.next_steps
+    with open(os.path.join(WORK, "photo5.png"), "rb") as p:
+        evidence = await app.add_finding_photo(finding, p.read())
+    assert app.finding(finding).photos[0].hash == evidence.hash
 
     cancel = fb.CancelToken()
     cancel.cancel()

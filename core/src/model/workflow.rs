@@ -115,6 +115,16 @@ impl EventKind {
         EventKind::Escalated,
     ];
 
+    /// The steps of a finding's lifecycle after it is raised.
+    pub const FINDING_STEPS: [EventKind; 6] = [
+        EventKind::Assigned,
+        EventKind::Rectifying,
+        EventKind::ClosureRequested,
+        EventKind::Closed,
+        EventKind::SentBack,
+        EventKind::Escalated,
+    ];
+
     pub fn key(self) -> &'static str {
         match self {
             EventKind::Submitted => "submitted",
@@ -382,6 +392,25 @@ impl FindingStatus {
         }
     }
 
+    /// Whether step `kind` may be taken from here (escalation is allowed in
+    /// any open state and changes no status).
+    pub fn allows(self, kind: EventKind) -> bool {
+        if kind == EventKind::Escalated {
+            self != FindingStatus::Closed
+        } else {
+            self.next(kind).is_some()
+        }
+    }
+
+    /// The steps a user with `role` may take from here, for an app to
+    /// offer as buttons.
+    pub fn steps_for(self, role: Role) -> Vec<EventKind> {
+        EventKind::FINDING_STEPS
+            .into_iter()
+            .filter(|k| k.allowed_roles().contains(&role) && self.allows(*k))
+            .collect()
+    }
+
     /// The state `kind` leads to from here, or `None` if not allowed.
     pub fn next(self, kind: EventKind) -> Option<FindingStatus> {
         use EventKind as E;
@@ -496,6 +525,36 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn steps_offered_follow_the_transition_table_and_the_roles() {
+        use EventKind as E;
+        use FindingStatus as S;
+        assert_eq!(
+            S::Found.steps_for(Role::Supervisor),
+            vec![E::Assigned, E::Escalated]
+        );
+        assert!(S::Found.steps_for(Role::Inspector).is_empty());
+        assert_eq!(
+            S::Assigned.steps_for(Role::Inspector),
+            vec![E::Rectifying, E::ClosureRequested]
+        );
+        assert_eq!(
+            S::ClosureRequested.steps_for(Role::Supervisor),
+            vec![E::Closed, E::SentBack, E::Escalated]
+        );
+        for role in Role::ALL {
+            assert!(S::Closed.steps_for(role).is_empty());
+        }
+        // Every offered step is one the transition table accepts.
+        for status in S::ALL {
+            for role in Role::ALL {
+                for step in status.steps_for(role) {
+                    assert!(status.allows(step) && step.allowed_roles().contains(&role));
+                }
+            }
+        }
+    }
 
     fn ev(id: &str, kind: EventKind, at: i64, revision: Option<u32>) -> Event {
         Event {

@@ -566,14 +566,7 @@ impl Store {
     /// Moves a finding along its lifecycle.
     pub fn advance_finding(&mut self, id: &str, a: FindingAction) -> Result<()> {
         let action = a.kind.label_en();
-        if matches!(
-            a.kind,
-            EventKind::Submitted
-                | EventKind::Returned
-                | EventKind::Approved
-                | EventKind::Found
-                | EventKind::Commented
-        ) {
+        if !EventKind::FINDING_STEPS.contains(&a.kind) {
             return Err(StoreError::BadInput(format!(
                 "{} is not a finding step",
                 a.kind.key()
@@ -597,14 +590,7 @@ impl Store {
         let f = self.read_finding(id)?;
         self.require_scope(&f.village_code)?;
         let st = fold_finding(&f.events);
-        if a.kind == EventKind::Escalated {
-            if st.status == crate::model::FindingStatus::Closed {
-                return Err(StoreError::IllegalTransition {
-                    action,
-                    status: st.status.key(),
-                });
-            }
-        } else if st.status.next(a.kind).is_none() {
+        if !st.status.allows(a.kind) {
             return Err(StoreError::IllegalTransition {
                 action,
                 status: st.status.key(),

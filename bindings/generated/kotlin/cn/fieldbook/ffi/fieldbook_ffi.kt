@@ -716,6 +716,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_fieldbook_ffi_checksum_method_fieldbook_add_finding_photo(
     ): Int
+    external fun uniffi_fieldbook_ffi_checksum_method_fieldbook_add_finding_photo_file(
+    ): Int
     external fun uniffi_fieldbook_ffi_checksum_method_fieldbook_add_note(
     ): Int
     external fun uniffi_fieldbook_ffi_checksum_method_fieldbook_add_photo(
@@ -818,6 +820,8 @@ internal object UniffiLib {
     external fun uniffi_fieldbook_ffi_fn_method_fieldbook_account(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_fieldbook_ffi_fn_method_fieldbook_add_finding_photo(`ptr`: Long,`findingId`: RustBuffer.ByValue,`bytes`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_fieldbook_ffi_fn_method_fieldbook_add_finding_photo_file(`ptr`: Long,`findingId`: RustBuffer.ByValue,`path`: RustBuffer.ByValue,
     ): Long
     external fun uniffi_fieldbook_ffi_fn_method_fieldbook_add_note(`ptr`: Long,`inspectionId`: RustBuffer.ByValue,`text`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
@@ -1022,6 +1026,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_fieldbook_ffi_checksum_method_fieldbook_add_finding_photo() and 0xFFFF) != 21050) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_fieldbook_ffi_checksum_method_fieldbook_add_finding_photo_file() and 0xFFFF) != 1956) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_fieldbook_ffi_checksum_method_fieldbook_add_note() and 0xFFFF) != 10102) {
@@ -1930,6 +1937,11 @@ public interface FieldbookInterface {
      */
     suspend fun `addFindingPhoto`(`findingId`: kotlin.String, `bytes`: kotlin.ByteArray): PhotoItem
     
+    /**
+     * As `add_finding_photo`, reading the photo from the camera's file.
+     */
+    suspend fun `addFindingPhotoFile`(`findingId`: kotlin.String, `path`: kotlin.String): PhotoItem
+    
     fun `addNote`(`inspectionId`: kotlin.String, `text`: kotlin.String)
     
     /**
@@ -2209,6 +2221,32 @@ open class Fieldbook: Disposable, AutoCloseable, FieldbookInterface
                 
         FfiConverterString.lower(`findingId`),
         FfiConverterByteArray.lower(`bytes`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_fieldbook_ffi_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_fieldbook_ffi_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_fieldbook_ffi_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterTypePhotoItem.lift(it) },
+        // Error FFI converter
+        ApiException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * As `add_finding_photo`, reading the photo from the camera's file.
+     */
+    @Throws(ApiException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `addFindingPhotoFile`(`findingId`: kotlin.String, `path`: kotlin.String) : PhotoItem {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_fieldbook_ffi_fn_method_fieldbook_add_finding_photo_file(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`findingId`),
+        FfiConverterString.lower(`path`),
             )
         },
         { future, callback, continuation -> UniffiLib.ffi_fieldbook_ffi_rust_future_poll_rust_buffer(future, callback, continuation) },
@@ -3431,6 +3469,11 @@ data class FindingItem (
     var `photos`: List<PhotoItem>
     , 
     var `timeline`: List<TimelineItem>
+    , 
+    /**
+     * The steps this user may take now (buttons to offer).
+     */
+    var `nextSteps`: List<FindingStep>
     
 ){
     
@@ -3463,6 +3506,7 @@ public object FfiConverterTypeFindingItem: FfiConverterRustBuffer<FindingItem> {
             FfiConverterLong.read(buf),
             FfiConverterSequenceTypePhotoItem.read(buf),
             FfiConverterSequenceTypeTimelineItem.read(buf),
+            FfiConverterSequenceTypeFindingStep.read(buf),
         )
     }
 
@@ -3482,7 +3526,8 @@ public object FfiConverterTypeFindingItem: FfiConverterRustBuffer<FindingItem> {
             FfiConverterBoolean.allocationSize(value.`overdue`) +
             FfiConverterLong.allocationSize(value.`raisedAtMs`) +
             FfiConverterSequenceTypePhotoItem.allocationSize(value.`photos`) +
-            FfiConverterSequenceTypeTimelineItem.allocationSize(value.`timeline`)
+            FfiConverterSequenceTypeTimelineItem.allocationSize(value.`timeline`) +
+            FfiConverterSequenceTypeFindingStep.allocationSize(value.`nextSteps`)
     )
 
     override fun write(value: FindingItem, buf: ByteBuffer) {
@@ -3502,6 +3547,7 @@ public object FfiConverterTypeFindingItem: FfiConverterRustBuffer<FindingItem> {
             FfiConverterLong.write(value.`raisedAtMs`, buf)
             FfiConverterSequenceTypePhotoItem.write(value.`photos`, buf)
             FfiConverterSequenceTypeTimelineItem.write(value.`timeline`, buf)
+            FfiConverterSequenceTypeFindingStep.write(value.`nextSteps`, buf)
     }
 }
 
@@ -5919,6 +5965,34 @@ public object FfiConverterSequenceTypeFieldValue: FfiConverterRustBuffer<List<Fi
         buf.putInt(value.size)
         value.iterator().forEach {
             FfiConverterTypeFieldValue.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeFindingStep: FfiConverterRustBuffer<List<FindingStep>> {
+    override fun read(buf: ByteBuffer): List<FindingStep> {
+        val len = buf.getInt()
+        return List<FindingStep>(len) {
+            FfiConverterTypeFindingStep.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<FindingStep>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeFindingStep.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<FindingStep>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeFindingStep.write(it, buf)
         }
     }
 }

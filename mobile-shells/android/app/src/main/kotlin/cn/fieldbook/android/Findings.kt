@@ -1,7 +1,8 @@
 // Findings: the open ones in the user's areas, evidence photos for them,
-// and the dialog that raises one from an inspection. AppModel has no
-// findings actions, so these call the open Fieldbook directly, off the UI
-// thread, and show refusals the same way (Messages.of).
+// the lifecycle steps the core offers this user (`FindingItem.nextSteps`),
+// and the dialog that raises one from an inspection. These call the open
+// Fieldbook directly, off the UI thread, and show refusals the same way
+// (Messages.of).
 package cn.fieldbook.android
 
 import androidx.activity.compose.BackHandler
@@ -44,7 +45,8 @@ import cn.fieldbook.ffi.NewFindingInput
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.launch
 import kotlinx.coroutines.withContext
-import java.io.File
+import cn.fieldbook.ffi.FindingStep
+import androidx.compose.foundation.layout.Row
 
 /** Runs `block` on the open session off the UI thread; a refusal comes
  *  back as the core's message. */
@@ -57,19 +59,24 @@ suspend fun <T> withCore(model: AppModel, block: suspend (Fieldbook) -> T): Resu
     }
 }
 
-/** Attaches the camera file to a finding. The core takes bytes here. */
+/** Attaches the camera file to a finding; the core compresses it. */
 suspend fun attachFindingPhoto(model: AppModel, findingId: String, path: String): Result<Unit> =
-    withCore(model) { fb -> fb.addFindingPhoto(findingId, File(path).readBytes()); Unit }
+    withCore(model) { fb -> fb.addFindingPhotoFile(findingId, path); Unit }
 
 @OptIn(ExperimentalMaterial3Api::class)
 @Composable
 fun FindingsScreen(model: AppModel, onPhoto: (findingId: String) -> Unit, onBack: () -> Unit) {
     var findings by remember { mutableStateOf<List<FindingItem>>(emptyList()) }
     var error by remember { mutableStateOf<String?>(null) }
-    LaunchedEffect(Unit) {
+    var reload by remember { mutableStateOf(0) }
+    var stepping by remember { mutableStateOf<Pair<FindingItem, FindingStep>?>(null) }
+    LaunchedEffect(reload) {
         withCore(model) { it.listFindings(null, true, 0u, 0u) }
             .onSuccess { findings = it }
             .onFailure { error = it.message }
+    }
+    stepping?.let { (f, step) ->
+        StepDialog(model, f, step, onDone = { stepping = null; reload++ })
     }
     BackHandler(onBack = onBack)
     Scaffold(topBar = {
@@ -90,6 +97,11 @@ fun FindingsScreen(model: AppModel, onPhoto: (findingId: String) -> Unit, onBack
                             f.description?.let { Text(it) }
                             Text(listOfNotNull(f.statusLabel, f.deadline, f.responsible).joinToString(" · "))
                             if (f.overdue) Text(stringResource(R.string.overdue), color = MaterialTheme.colorScheme.error)
+                            Row {
+                                f.nextSteps.forEach { step ->
+                                    TextButton(onClick = { stepping = f to step }) { Text(stepLabel(step)) }
+                                }
+                            }
                         }
                     },
                     trailingContent = {
@@ -137,6 +149,63 @@ fun RaiseFindingDialog(model: AppModel, siteId: String, inspectionId: String?, o
                         .onFailure { error = it.message }
                 }
             }) { Text(stringResource(R.string.raise)) }
+        },
+        dismissButton = { TextButton(onClick = onDone) { Text(stringResource(R.string.cancel)) } },
+    )
+}
+
+@Composable
+fun stepLabel(step: FindingStep): String = stringResource(
+    when (step) {
+        FindingStep.ASSIGNED -> R.string.step_assign
+        FindingStep.RECTIFYING -> R.string.step_rectifying
+        FindingStep.CLOSURE_REQUESTED -> R.string.step_request_closure
+        FindingStep.CLOSED -> R.string.step_close
+        FindingStep.SENT_BACK -> R.string.step_send_back
+        FindingStep.ESCALATED -> R.string.step_escalate
+    },
+)
+
+/** One lifecycle step with its comment; assigning also names who fixes it
+ *  and by when. What each step needs is checked by the core. */
+@Composable
+fun StepDialog(model: AppModel, finding: FindingItem, step: FindingStep, onDone: () -> Unit) {
+    var comment by remember { mutableStateOf("") }
+    var responsible by remember { mutableStateOf(finding.responsible ?: "") }
+    var deadline by remember { mutableStateOf(finding.deadline ?: "") }
+    var picking by remember { mutableStateOf(false) }
+    var error by remember { mutableStateOf<String?>(null) }
+    val scope = rememberCoroutineScope()
+    if (picking) DateDialog(deadline, onPick = { deadline = it; picking = false }, onDismiss = { picking = false })
+    AlertDialog(
+        onDismissRequest = onDone,
+        title = { Text(stepLabel(step)) },
+        text = {
+            Column {
+                Text(finding.title)
+                if (step == FindingStep.ASSIGNED) {
+                    OutlinedTextField(responsible, { responsible = it }, label = { Text(stringResource(R.string.responsible)) })
+                    OutlinedButton(onClick = { picking = true }, modifier = Modifier.fillMaxWidth()) {
+                        Text(deadline.ifEmpty { stringResource(R.string.finding_deadline) })
+                    }
+                }
+                OutlinedTextField(comment, { comment = it }, label = { Text(stringResource(R.string.comment)) }, minLines = 2)
+                error?.let { Text(it, color = MaterialTheme.colorScheme.error) }
+            }
+        },
+        confirmButton = {
+            TextButton(onClick = {
+                scope.launch {
+                    withCore(model) {
+                        it.advanceFinding(
+                            finding.id, step, comment.ifBlank { null },
+                            responsible.ifBlank { null }, deadline.ifBlank { null },
+                        )
+                    }
+                        .onSuccess { onDone() }
+                        .onFailure { error = it.message }
+                }
+            }) { Text(stringResource(R.string.ok)) }
         },
         dismissButton = { TextButton(onClick = onDone) { Text(stringResource(R.string.cancel)) } },
     )
