@@ -3,6 +3,7 @@
 //! `doc` and `store` modules translate to and from these types.
 
 pub mod area;
+pub mod indicator;
 pub mod inspection;
 pub mod site;
 pub mod template;

@@ -173,7 +173,7 @@ pub const BUILTIN_TEXTS: [(&str, &str); 7] = [
 ];
 
 /// A text in both languages the system speaks.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
 pub struct Label {
     pub zh: String,
     pub en: String,
@@ -2171,7 +2171,7 @@ mod tests {
             township_sewage_plant: effective, covered, influent_bod_high
             household_toilet: sanitary, problem
             garbage_point: covered
-            tailings_pond: compliant, hazard
+            tailings_pond: compliant, hazard, closure_done
             sewage_outfall: traced, rectified
             black_odorous_water: eliminated, black_odorous"#]]
         .assert_eq(&rules.join("\n"));
@@ -2736,6 +2736,25 @@ show_if = { field = "b", eq = "x" }
             (TailingsPond, "hazard", "", false),
             (TailingsPond, "hazard", r#"hazards="  ""#, false),
             (TailingsPond, "hazard", "hazards=坝体裂缝", true),
+            (TailingsPond, "closure_done", "", false),
+            (
+                TailingsPond,
+                "closure_done",
+                "status=closed; closure_cover=true",
+                true,
+            ),
+            (
+                TailingsPond,
+                "closure_done",
+                "status=closed; closure_cover=true; groundwater_wells=0",
+                false,
+            ),
+            (
+                TailingsPond,
+                "closure_done",
+                "status=closed; closure_cover=true; leachate_collection=false",
+                false,
+            ),
             (SewageOutfall, "traced", "", true),
             (
                 SewageOutfall,

@@ -1,0 +1,1050 @@
+//! Coverage indicators: what county offices report, as data, and the one
+//! evaluator the server's exports and a phone's own-township view share.
+//!
+//! Definitions live in `indicators/indicators.v1.toml` (format in that
+//! file's header): each indicator counts units of one kind — rural
+//! villages, township seats, sites, or findings — and judges each from the
+//! **latest approved inspection in the period**. A site with none counts in
+//! the denominator only, and is reported as "not inspected".
+//!
+//! [`Coverage`] is fed one site and one finding at a time, so a caller can
+//! stream a million sites from SQL in bounded memory: it keeps per-village
+//! tallies only. [`Coverage::rows`] then rolls villages up into townships,
+//! counties and the city by **adding numerators and denominators**, never
+//! by averaging rates, and attaches the target in force at the period's end.
+//! Pure: no I/O.
+
+use super::area::{self, Divisions, Level};
+use super::template::Label;
+use super::workflow::{FindingStatus, china_date};
+use super::{SiteKind, Value};
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::OnceLock;
+
+/// The built-in definitions.
+pub const BUILTIN_TEXT: &str = include_str!("../../indicators/indicators.v1.toml");
+
+/// What an indicator counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unit {
+    RuralVillage,
+    TownshipSeat,
+    Site,
+    Finding,
+}
+
+/// When a unit counts in the numerator.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Numerator {
+    /// Site units: the latest approved inspection's template rule holds.
+    Rule(String),
+    /// Village or seat units: some site of the kind in it has the rule
+    /// holding on its latest approved inspection.
+    AnySite(String),
+    /// Village units: sites whose rule holds serve at least the
+    /// `rural_sewage_household_share_min` share of the village's households.
+    HouseholdsShare(String),
+    /// Site units: enough approved inspections in the period for the
+    /// site's supervision level (`tailings_inspections_per_year`).
+    InspectedOnSchedule,
+    /// Finding units, raised in the period: verified closed by its end.
+    Closed,
+    /// Finding units, due in the period: verified closed on or before the
+    /// deadline.
+    ClosedByDeadline,
+}
+
+/// A target: at least `rate` by the date `by`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Target {
+    pub by: String,
+    pub rate: f64,
+}
+
+/// One indicator.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Indicator {
+    pub id: String,
+    pub name: Label,
+    pub unit: Unit,
+    /// The site kind judged; `None` only for findings on any site.
+    #[serde(default, deserialize_with = "kind_key")]
+    pub kind: Option<SiteKind>,
+    pub numerator: Numerator,
+    /// Site units: only sites whose registry attribute of this name is set
+    /// (and not `false`) count.
+    #[serde(default, rename = "where")]
+    pub site_filter: Option<String>,
+    /// Village units: leave out `exempt_villages`.
+    #[serde(default)]
+    pub exempt: bool,
+    /// Milestones in date order; empty for "report only".
+    #[serde(default)]
+    pub targets: Vec<Target>,
+}
+
+fn kind_key<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<SiteKind>, D::Error> {
+    let s = String::deserialize(d)?;
+    SiteKind::from_key(&s)
+        .map(Some)
+        .ok_or_else(|| serde::de::Error::custom(format!("unknown site kind {s:?}")))
+}
+
+/// Parameters shared by the indicators.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    pub rural_sewage_household_share_min: f64,
+    #[serde(default)]
+    pub exempt_villages: Vec<String>,
+    /// Supervision level ("1", "2", "3") to approved inspections a year.
+    pub tailings_inspections_per_year: BTreeMap<String, u32>,
+}
+
+/// A definitions file.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Indicators {
+    pub params: Params,
+    pub indicators: Vec<Indicator>,
+}
+
+/// A definitions file that does not hold together.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum IndicatorError {
+    #[error("indicator definitions: {0}")]
+    Syntax(String),
+    #[error("indicator {id}: {reason}")]
+    Invalid { id: String, reason: String },
+}
+
+impl Indicators {
+    /// The built-in definitions.
+    pub fn builtin() -> &'static Indicators {
+        static BUILTIN: OnceLock<Indicators> = OnceLock::new();
+        BUILTIN.get_or_init(|| {
+            // Compiled in and parsed by the `builtin_indicators_parse` test:
+            // a failure here is a build defect, not an input error.
+            #[allow(clippy::expect_used)]
+            Indicators::parse(BUILTIN_TEXT).expect("built-in indicators must parse")
+        })
+    }
+
+    /// Parses and checks a definitions file: unique ids, a kind wherever the
+    /// unit needs one, numerators that fit their unit, rules that exist in
+    /// the kind's template, targets between 0 and 1 in date order.
+    pub fn parse(text: &str) -> Result<Indicators, IndicatorError> {
+        let defs: Indicators =
+            toml::from_str(text).map_err(|e| IndicatorError::Syntax(e.to_string()))?;
+        let templates = super::Templates::builtin();
+        let mut seen = HashSet::new();
+        let share = defs.params.rural_sewage_household_share_min;
+        if !(0.0..=1.0).contains(&share) {
+            return Err(IndicatorError::Syntax(format!(
+                "rural_sewage_household_share_min {share} is not between 0 and 1"
+            )));
+        }
+        for code in &defs.params.exempt_villages {
+            if code.len() != 12 || !area::is_code(code) {
+                return Err(IndicatorError::Syntax(format!(
+                    "exempt village {code:?} is not a 12-digit village code"
+                )));
+            }
+        }
+        for i in &defs.indicators {
+            let bad = |reason: String| IndicatorError::Invalid {
+                id: i.id.clone(),
+                reason,
+            };
+            if !seen.insert(i.id.as_str()) {
+                return Err(bad("defined twice".into()));
+            }
+            let fits = matches!(
+                (i.unit, &i.numerator),
+                (
+                    Unit::Site,
+                    Numerator::Rule(_) | Numerator::InspectedOnSchedule
+                ) | (
+                    Unit::RuralVillage,
+                    Numerator::AnySite(_) | Numerator::HouseholdsShare(_)
+                ) | (Unit::TownshipSeat, Numerator::AnySite(_))
+                    | (
+                        Unit::Finding,
+                        Numerator::Closed | Numerator::ClosedByDeadline
+                    )
+            );
+            if !fits {
+                return Err(bad(format!(
+                    "numerator {:?} does not apply to {:?} units",
+                    i.numerator, i.unit
+                )));
+            }
+            if i.kind.is_none() && i.unit != Unit::Finding {
+                return Err(bad("needs a site kind".into()));
+            }
+            if let (
+                Some(kind),
+                Numerator::Rule(r) | Numerator::AnySite(r) | Numerator::HouseholdsShare(r),
+            ) = (i.kind, &i.numerator)
+            {
+                let known = templates
+                    .all()
+                    .filter(|t| t.kind == kind)
+                    .any(|t| t.rule(r).is_some());
+                if !known {
+                    return Err(bad(format!("no template of {kind} has a rule {r:?}")));
+                }
+            }
+            let mut last = "";
+            for t in &i.targets {
+                if !super::value::is_iso_date(&t.by) || t.by.as_str() <= last {
+                    return Err(bad(format!(
+                        "target date {:?} is not a date after the one before",
+                        t.by
+                    )));
+                }
+                if !(0.0..=1.0).contains(&t.rate) {
+                    return Err(bad(format!(
+                        "target rate {} is not between 0 and 1",
+                        t.rate
+                    )));
+                }
+                last = &t.by;
+            }
+        }
+        Ok(defs)
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Indicator> {
+        self.indicators.iter().find(|i| i.id == id)
+    }
+}
+
+impl Indicator {
+    /// The target in force for a period ending on `end`: the first
+    /// milestone on or after it, else the last one (the plan's goal stays).
+    pub fn target_for(&self, end: &str) -> Option<f64> {
+        self.targets
+            .iter()
+            .find(|t| t.by.as_str() >= end)
+            .or(self.targets.last())
+            .map(|t| t.rate)
+    }
+}
+
+/// The reporting period, in China dates (`YYYY-MM-DD`, both ends included).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Period {
+    /// `None`: from the beginning ("as of" a date).
+    pub from: Option<String>,
+    pub to: String,
+}
+
+impl Period {
+    pub fn year(y: i32) -> Period {
+        Period {
+            from: Some(format!("{y:04}-01-01")),
+            to: format!("{y:04}-12-31"),
+        }
+    }
+
+    pub fn as_of(date: &str) -> Period {
+        Period {
+            from: None,
+            to: date.to_owned(),
+        }
+    }
+
+    /// Whether the China date of `ms` falls in the period.
+    pub fn contains(&self, ms: i64) -> bool {
+        self.contains_date(&china_date(ms))
+    }
+
+    fn contains_date(&self, d: &str) -> bool {
+        d <= self.to.as_str() && self.from.as_deref().is_none_or(|f| d >= f)
+    }
+
+    /// The year schedules are counted over: the period itself for a year,
+    /// the calendar year of the end date for "as of".
+    fn schedule_window(&self) -> Period {
+        match &self.from {
+            Some(_) => self.clone(),
+            None => Period {
+                from: Some(format!("{}-01-01", self.to.get(..4).unwrap_or("0000"))),
+                to: self.to.clone(),
+            },
+        }
+    }
+}
+
+/// An approved inspection of a site: when it was approved and which
+/// template rules held for its answers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Approved {
+    pub approved_at: i64,
+    pub outcomes: BTreeMap<String, bool>,
+}
+
+/// One registered site with its approved inspections (any order, any
+/// period: [`Coverage`] keeps those in the period).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SiteFacts<'a> {
+    pub kind: SiteKind,
+    /// The site's current village: a site moved to another village counts
+    /// there.
+    pub village_code: &'a str,
+    pub attributes: &'a BTreeMap<String, Value>,
+    pub approved: &'a [Approved],
+}
+
+/// One finding.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FindingFacts<'a> {
+    pub site_kind: SiteKind,
+    pub village_code: &'a str,
+    pub status: FindingStatus,
+    pub raised_at: i64,
+    pub deadline: Option<&'a str>,
+    pub closed_at: Option<i64>,
+}
+
+/// Counts for one indicator in one area.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub numerator: u64,
+    pub denominator: u64,
+    /// Units with no approved inspection in the period.
+    pub not_inspected: u64,
+}
+
+impl Tally {
+    fn add(&mut self, o: &Tally) {
+        self.numerator += o.numerator;
+        self.denominator += o.denominator;
+        self.not_inspected += o.not_inspected;
+    }
+
+    /// `None` when the denominator is 0.
+    pub fn rate(&self) -> Option<f64> {
+        (self.denominator > 0).then(|| self.numerator as f64 / self.denominator as f64)
+    }
+}
+
+/// One row of a coverage report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CoverageRow {
+    pub indicator: String,
+    pub area_code: String,
+    pub area_name: String,
+    pub level: Level,
+    pub tally: Tally,
+    pub rate: Option<f64>,
+    pub target: Option<f64>,
+    /// Target minus rate, when both exist (positive: still to go).
+    pub gap: Option<f64>,
+}
+
+/// Per-village state for village- and seat-level indicators.
+#[derive(Debug, Default, Clone)]
+struct VillageAcc {
+    /// A site of the kind holds the rule.
+    any_holds: bool,
+    /// A site of the kind has an approved inspection in the period.
+    any_inspected: bool,
+    /// Households served by sites whose rule holds, and by all sites.
+    served_ok: u64,
+    served_all: u64,
+    /// The largest `village_households` any site states.
+    households: u64,
+}
+
+/// The evaluator. Feed sites and findings, then read [`Coverage::rows`].
+pub struct Coverage<'d> {
+    defs: &'d Indicators,
+    period: Period,
+    /// Site and finding tallies per (indicator index, village code).
+    direct: HashMap<(usize, String), Tally>,
+    /// Village/seat accumulators per (indicator index, village code).
+    villages: HashMap<(usize, String), VillageAcc>,
+}
+
+fn count(attrs: &BTreeMap<String, Value>, key: &str) -> u64 {
+    attrs
+        .get(key)
+        .and_then(Value::as_number)
+        .filter(|n| n.is_finite() && *n >= 0.0)
+        .map_or(0, |n| n as u64)
+}
+
+impl<'d> Coverage<'d> {
+    pub fn new(defs: &'d Indicators, period: Period) -> Coverage<'d> {
+        Coverage {
+            defs,
+            period,
+            direct: HashMap::new(),
+            villages: HashMap::new(),
+        }
+    }
+
+    /// Counts one registered site.
+    pub fn add_site(&mut self, s: &SiteFacts<'_>) {
+        let latest = s
+            .approved
+            .iter()
+            .filter(|a| self.period.contains(a.approved_at))
+            .max_by_key(|a| a.approved_at);
+        for (ix, ind) in self.defs.indicators.iter().enumerate() {
+            if ind.kind != Some(s.kind) {
+                continue;
+            }
+            match (&ind.unit, &ind.numerator) {
+                (Unit::Site, num) => {
+                    if let Some(attr) = &ind.site_filter {
+                        let on = match s.attributes.get(attr) {
+                            None => false,
+                            Some(Value::Bool(b)) => *b,
+                            Some(_) => true,
+                        };
+                        if !on {
+                            continue;
+                        }
+                    }
+                    let holds = match num {
+                        Numerator::Rule(r) => {
+                            latest.is_some_and(|a| a.outcomes.get(r) == Some(&true))
+                        }
+                        Numerator::InspectedOnSchedule => {
+                            let window = self.period.schedule_window();
+                            let done = s
+                                .approved
+                                .iter()
+                                .filter(|a| window.contains(a.approved_at))
+                                .count();
+                            let level = count(s.attributes, "supervision_level").to_string();
+                            let needed = self
+                                .defs
+                                .params
+                                .tailings_inspections_per_year
+                                .get(&level)
+                                .copied()
+                                .unwrap_or(1);
+                            done as u64 >= u64::from(needed)
+                        }
+                        _ => false,
+                    };
+                    let t = self
+                        .direct
+                        .entry((ix, s.village_code.to_owned()))
+                        .or_default();
+                    t.denominator += 1;
+                    t.numerator += u64::from(holds);
+                    t.not_inspected += u64::from(latest.is_none());
+                }
+                (
+                    Unit::RuralVillage | Unit::TownshipSeat,
+                    Numerator::AnySite(r) | Numerator::HouseholdsShare(r),
+                ) => {
+                    let key = match ind.unit {
+                        Unit::TownshipSeat => s.village_code.get(..9).unwrap_or(s.village_code),
+                        _ => s.village_code,
+                    };
+                    let holds = latest.is_some_and(|a| a.outcomes.get(r) == Some(&true));
+                    let acc = self.villages.entry((ix, key.to_owned())).or_default();
+                    acc.any_holds |= holds;
+                    acc.any_inspected |= latest.is_some();
+                    let served = count(s.attributes, "households_served");
+                    acc.served_all += served;
+                    if holds {
+                        acc.served_ok += served;
+                    }
+                    acc.households = acc
+                        .households
+                        .max(count(s.attributes, "village_households"));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Counts one finding.
+    pub fn add_finding(&mut self, f: &FindingFacts<'_>) {
+        let end = self.period.to.as_str();
+        for (ix, ind) in self.defs.indicators.iter().enumerate() {
+            if ind.unit != Unit::Finding || ind.kind.is_some_and(|k| k != f.site_kind) {
+                continue;
+            }
+            let closed_date = f
+                .closed_at
+                .filter(|_| f.status == FindingStatus::Closed)
+                .map(china_date);
+            let (counts, holds) = match ind.numerator {
+                Numerator::Closed => (
+                    self.period.contains(f.raised_at),
+                    closed_date.as_deref().is_some_and(|d| d <= end),
+                ),
+                Numerator::ClosedByDeadline => match f.deadline {
+                    Some(due) => (
+                        self.period.contains_date(due),
+                        closed_date.as_deref().is_some_and(|d| d <= due),
+                    ),
+                    None => (false, false),
+                },
+                _ => (false, false),
+            };
+            if counts {
+                let t = self
+                    .direct
+                    .entry((ix, f.village_code.to_owned()))
+                    .or_default();
+                t.denominator += 1;
+                t.numerator += u64::from(holds);
+            }
+        }
+    }
+
+    /// Village-level tallies of indicator `ix` for every village the
+    /// indicator counts in `divisions`, plus sites in villages the division
+    /// list does not know.
+    fn village_tallies(
+        &self,
+        ix: usize,
+        divisions: &Divisions,
+        area: &str,
+    ) -> BTreeMap<String, Tally> {
+        let ind = &self.defs.indicators[ix];
+        let mut out: BTreeMap<String, Tally> = BTreeMap::new();
+        match ind.unit {
+            Unit::Site | Unit::Finding => {
+                for ((i, v), t) in &self.direct {
+                    if *i == ix && v.starts_with(area) {
+                        out.entry(v.clone()).or_default().add(t);
+                    }
+                }
+            }
+            Unit::RuralVillage => {
+                let exempt: HashSet<&str> = if ind.exempt {
+                    self.defs
+                        .params
+                        .exempt_villages
+                        .iter()
+                        .map(String::as_str)
+                        .collect()
+                } else {
+                    HashSet::new()
+                };
+                let share = self.defs.params.rural_sewage_household_share_min;
+                for v in divisions.within(area, Level::Village) {
+                    if !area::is_rural_village(&v.code) || exempt.contains(v.code.as_str()) {
+                        continue;
+                    }
+                    let acc = self.villages.get(&(ix, v.code.clone()));
+                    let holds = acc.is_some_and(|a| match &ind.numerator {
+                        Numerator::HouseholdsShare(_) => {
+                            // A village's own household count when a site
+                            // states it; else the households its registered
+                            // facilities serve.
+                            let base = if a.households > 0 {
+                                a.households
+                            } else {
+                                a.served_all
+                            };
+                            base > 0 && a.served_ok as f64 >= share * base as f64
+                        }
+                        _ => a.any_holds,
+                    });
+                    out.insert(
+                        v.code.clone(),
+                        Tally {
+                            numerator: u64::from(holds),
+                            denominator: 1,
+                            not_inspected: u64::from(!acc.is_some_and(|a| a.any_inspected)),
+                        },
+                    );
+                }
+            }
+            Unit::TownshipSeat => {
+                for t in divisions.within(area, Level::Township) {
+                    if !area::has_township_seat(&t.code) {
+                        continue;
+                    }
+                    let acc = self.villages.get(&(ix, t.code.clone()));
+                    out.insert(
+                        t.code.clone(),
+                        Tally {
+                            numerator: u64::from(acc.is_some_and(|a| a.any_holds)),
+                            denominator: 1,
+                            not_inspected: u64::from(!acc.is_some_and(|a| a.any_inspected)),
+                        },
+                    );
+                }
+            }
+        }
+        out
+    }
+
+    /// Rows for every indicator and every area inside `area` (a code
+    /// prefix; "" for everything) at the city, county, township and village
+    /// levels, each a sum of the level below.
+    pub fn rows(&self, divisions: &Divisions, area: &str) -> Vec<CoverageRow> {
+        let mut rows = Vec::new();
+        for (ix, ind) in self.defs.indicators.iter().enumerate() {
+            let leaves = self.village_tallies(ix, divisions, area);
+            let mut sums: BTreeMap<String, Tally> = BTreeMap::new();
+            for (code, t) in &leaves {
+                for level in [Level::City, Level::County, Level::Township, Level::Village] {
+                    if let Some(prefix) = area::ancestor(code, level) {
+                        sums.entry(prefix.to_owned()).or_default().add(t);
+                    }
+                }
+            }
+            // Areas with no units still get a row (0 of 0), so gaps show.
+            for level in [Level::City, Level::County, Level::Township, Level::Village] {
+                for a in divisions.within(area, level) {
+                    sums.entry(a.code.clone()).or_default();
+                }
+            }
+            let target = ind.target_for(&self.period.to);
+            for (code, tally) in sums {
+                let Some(level) = Level::from_code_len(code.len()) else {
+                    continue;
+                };
+                // Ancestors above the requested area are not part of it.
+                if code.len() < area.len() {
+                    continue;
+                }
+                let rate = tally.rate();
+                rows.push(CoverageRow {
+                    indicator: ind.id.clone(),
+                    area_name: divisions
+                        .get(&code)
+                        .map_or_else(String::new, |a| a.name.clone()),
+                    area_code: code,
+                    level,
+                    tally,
+                    rate,
+                    target,
+                    gap: match (target, rate) {
+                        (Some(t), Some(r)) => Some(t - r),
+                        _ => None,
+                    },
+                });
+            }
+        }
+        rows
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A city with one county, a town (seat) with a rural and an urban
+    /// village, a township (seat) with one rural village, and a
+    /// sub-district (no seat).
+    fn divisions() -> Divisions {
+        let csv = "code,name,level,parent_code\n\
+            4103,洛阳市,city,41\n\
+            410324,栾川县,county,4103\n\
+            410324100,城关镇,township,410324\n\
+            410324100001,城关社区,village,410324100\n\
+            410324100201,东村,village,410324100\n\
+            410324100202,西村,village,410324100\n\
+            410324200,秋扒乡,township,410324\n\
+            410324200201,北村,village,410324200\n\
+            410324001,城区街道,township,410324\n\
+            410324001201,南村,village,410324001\n";
+        Divisions::from_csv(csv.as_bytes()).unwrap()
+    }
+
+    /// Unix ms of noon, China time, on `date`.
+    fn at(date: &str) -> i64 {
+        let y: i64 = date[..4].parse().unwrap();
+        let m: i64 = date[5..7].parse().unwrap();
+        let d: i64 = date[8..10].parse().unwrap();
+        // Days from civil (H. Hinnant), inverse of the fold's date helper.
+        let (y, m) = if m <= 2 { (y - 1, m + 9) } else { (y, m - 3) };
+        let era = y.div_euclid(400);
+        let yoe = y - era * 400;
+        let doy = (153 * m + 2) / 5 + d - 1;
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        let days = era * 146_097 + doe - 719_468;
+        days * 86_400_000 + 4 * 3_600_000
+    }
+
+    fn approved(date: &str, rule: &str, holds: bool) -> Approved {
+        Approved {
+            approved_at: at(date),
+            outcomes: [(rule.to_owned(), holds)].into(),
+        }
+    }
+
+    fn attrs(pairs: &[(&str, f64)]) -> BTreeMap<String, Value> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), Value::Number(*v)))
+            .collect()
+    }
+
+    fn row<'r>(rows: &'r [CoverageRow], id: &str, code: &str) -> &'r CoverageRow {
+        rows.iter()
+            .find(|r| r.indicator == id && r.area_code == code)
+            .unwrap_or_else(|| panic!("no row {id} {code}"))
+    }
+
+    #[test]
+    fn builtin_indicators_parse() {
+        let ids: Vec<&str> = Indicators::builtin()
+            .indicators
+            .iter()
+            .map(|i| i.id.as_str())
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                "rural_sewage_rate",
+                "township_seat_sewage",
+                "sanitary_toilet_rate",
+                "problem_toilet_fixed",
+                "garbage_coverage",
+                "outfall_traced",
+                "outfall_rectified",
+                "black_odorous_eliminated",
+                "tailings_inspected_on_time",
+                "tailings_closure_done",
+                "findings_on_time",
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_definitions_are_refused_with_the_reason() {
+        let base = BUILTIN_TEXT;
+        let cases = [
+            (
+                base.replace("rule = \"sanitary\"", "rule = \"sanitory\""),
+                "no template of household_toilet has a rule \"sanitory\"",
+            ),
+            (
+                base.replace(
+                    "{ by = \"2024-12-31\", rate = 0.7 }",
+                    "{ by = \"2022-12-31\", rate = 0.7 }",
+                ),
+                "target date",
+            ),
+            (
+                base.replace("rate = 0.55", "rate = 55"),
+                "not between 0 and 1",
+            ),
+            (
+                base.replace(
+                    "unit = \"finding\"\nkind = \"household_toilet\"",
+                    "unit = \"site\"\nkind = \"household_toilet\"",
+                ),
+                "does not apply",
+            ),
+            (
+                base.replace("exempt = true", "exempt = true\ncolour = \"red\""),
+                "unknown field",
+            ),
+            (
+                base.replace("exempt_villages = []", "exempt_villages = [\"4103\"]"),
+                "12-digit",
+            ),
+        ];
+        for (text, want) in cases {
+            assert_ne!(text, base, "the case for {want:?} changed nothing");
+            let err = Indicators::parse(&text).unwrap_err().to_string();
+            assert!(err.contains(want), "{err} should say {want}");
+        }
+    }
+
+    #[test]
+    fn targets_follow_the_milestones() {
+        let defs = Indicators::builtin();
+        let rectified = defs.get("outfall_rectified").unwrap();
+        assert_eq!(rectified.target_for("2023-12-31"), Some(0.3));
+        assert_eq!(rectified.target_for("2024-06-30"), Some(0.7));
+        assert_eq!(rectified.target_for("2025-12-31"), Some(1.0));
+        assert_eq!(rectified.target_for("2027-12-31"), Some(1.0));
+        assert_eq!(
+            defs.get("sanitary_toilet_rate")
+                .unwrap()
+                .target_for("2025-12-31"),
+            None
+        );
+    }
+
+    #[test]
+    fn sites_count_by_their_latest_approval_in_the_period() {
+        let defs = Indicators::builtin();
+        let none = BTreeMap::new();
+        let never: Vec<Approved> = vec![];
+        let ok = vec![approved("2024-03-01", "sanitary", true)];
+        // Latest approved wins: sanitary in March, not in May.
+        let regressed = vec![
+            approved("2024-05-01", "sanitary", false),
+            approved("2024-03-01", "sanitary", true),
+        ];
+        let fixed = vec![
+            approved("2024-03-01", "sanitary", false),
+            approved("2024-09-01", "sanitary", true),
+        ];
+        // Approved only the year before.
+        let old = vec![approved("2023-06-01", "sanitary", true)];
+        let sites = [
+            ("410324100201", &never),
+            ("410324100201", &ok),
+            ("410324100202", &regressed),
+            ("410324100202", &fixed),
+            ("410324200201", &old),
+        ];
+        let mut year = Coverage::new(defs, Period::year(2024));
+        let mut as_of = Coverage::new(defs, Period::as_of("2024-12-31"));
+        for (village, approved) in sites {
+            let s = SiteFacts {
+                kind: SiteKind::HouseholdToilet,
+                village_code: village,
+                attributes: &none,
+                approved,
+            };
+            year.add_site(&s);
+            as_of.add_site(&s);
+        }
+        let rows = year.rows(&divisions(), "");
+        let t = |code| row(&rows, "sanitary_toilet_rate", code).tally;
+        assert_eq!(
+            t("410324100201"),
+            Tally {
+                numerator: 1,
+                denominator: 2,
+                not_inspected: 1
+            }
+        );
+        assert_eq!(
+            t("410324100202"),
+            Tally {
+                numerator: 1,
+                denominator: 2,
+                not_inspected: 0
+            }
+        );
+        assert_eq!(
+            t("410324200201"),
+            Tally {
+                numerator: 0,
+                denominator: 1,
+                not_inspected: 1
+            }
+        );
+        // Roll-ups add counts: 2 of 5, not the mean of the villages' rates.
+        assert_eq!(
+            t("410324"),
+            Tally {
+                numerator: 2,
+                denominator: 5,
+                not_inspected: 2
+            }
+        );
+        assert_eq!(row(&rows, "sanitary_toilet_rate", "4103").rate, Some(0.4));
+        // A village with no toilets reports 0 of 0 and no rate.
+        assert_eq!(
+            row(&rows, "sanitary_toilet_rate", "410324001201").rate,
+            None
+        );
+        // "As of" the end of 2024 includes the 2023 approval.
+        let rows = as_of.rows(&divisions(), "");
+        assert_eq!(
+            row(&rows, "sanitary_toilet_rate", "410324").tally.numerator,
+            3
+        );
+    }
+
+    #[test]
+    fn rural_villages_count_by_household_share_and_exemptions() {
+        let text = BUILTIN_TEXT.replace(
+            "exempt_villages = []",
+            "exempt_villages = [\"410324200201\"]",
+        );
+        let defs = Indicators::parse(&text).unwrap();
+        let mut cov = Coverage::new(&defs, Period::year(2024));
+        let ok = vec![approved("2024-04-01", "effective", true)];
+        let bad = vec![approved("2024-04-01", "effective", false)];
+        // 东村: 100 households, effective facilities serve 40 + 20 = 60%.
+        let a1 = attrs(&[("households_served", 40.0), ("village_households", 100.0)]);
+        let a2 = attrs(&[("households_served", 20.0)]);
+        // 西村: 100 households, effective serves 59, a broken one 30.
+        let b1 = attrs(&[("households_served", 59.0), ("village_households", 100.0)]);
+        let b2 = attrs(&[("households_served", 30.0)]);
+        for (village, a, ap) in [
+            ("410324100201", &a1, &ok),
+            ("410324100201", &a2, &ok),
+            ("410324100202", &b1, &ok),
+            ("410324100202", &b2, &bad),
+            // The urban residents' committee is not a rural village.
+            ("410324100001", &a1, &ok),
+        ] {
+            cov.add_site(&SiteFacts {
+                kind: SiteKind::RuralSewage,
+                village_code: village,
+                attributes: a,
+                approved: ap,
+            });
+        }
+        let rows = cov.rows(&divisions(), "410324");
+        let t = |code| row(&rows, "rural_sewage_rate", code).tally;
+        assert_eq!(
+            t("410324100201"),
+            Tally {
+                numerator: 1,
+                denominator: 1,
+                not_inspected: 0
+            }
+        );
+        assert_eq!(
+            t("410324100202"),
+            Tally {
+                numerator: 0,
+                denominator: 1,
+                not_inspected: 0
+            }
+        );
+        // 北村 is exempt (a row, but 0 of 0); 南村 (in a sub-district) is
+        // rural and uninspected.
+        assert_eq!(t("410324200201"), Tally::default());
+    }
+
+    #[test]
+    fn township_seats_exclude_sub_districts() {
+        let defs = Indicators::builtin();
+        let mut cov = Coverage::new(defs, Period::year(2023));
+        let none = BTreeMap::new();
+        let ok = vec![approved("2023-10-01", "effective", true)];
+        cov.add_site(&SiteFacts {
+            kind: SiteKind::TownshipSewagePlant,
+            village_code: "410324100201",
+            attributes: &none,
+            approved: &ok,
+        });
+        let rows = cov.rows(&divisions(), "");
+        let county = row(&rows, "township_seat_sewage", "410324");
+        assert_eq!(
+            county.tally,
+            Tally {
+                numerator: 1,
+                denominator: 2,
+                not_inspected: 1
+            }
+        );
+        assert_eq!(
+            row(&rows, "township_seat_sewage", "410324001")
+                .tally
+                .denominator,
+            0
+        );
+    }
+
+    #[test]
+    fn tailings_schedule_and_closure_list() {
+        let defs = Indicators::builtin();
+        let mut cov = Coverage::new(defs, Period::as_of("2024-12-31"));
+        let twice = vec![
+            approved("2024-03-01", "closure_done", false),
+            approved("2024-08-01", "closure_done", true),
+        ];
+        let once = vec![approved("2024-08-01", "closure_done", true)];
+        // Last year's inspection does not count for this year's schedule.
+        let last_year = vec![approved("2023-08-01", "closure_done", true)];
+        let never: Vec<Approved> = vec![];
+        let level = |l: f64| attrs(&[("supervision_level", l)]);
+        let mut listed = level(2.0);
+        listed.insert("on_closure_list".into(), Value::Bool(true));
+        let unlisted = BTreeMap::new();
+        for (a, ap) in [
+            (level(1.0), &twice),
+            (level(1.0), &once),
+            (listed.clone(), &once),
+            (level(2.0), &last_year),
+            (level(3.0), &never),
+            (unlisted, &once),
+        ] {
+            cov.add_site(&SiteFacts {
+                kind: SiteKind::TailingsPond,
+                village_code: "410324200201",
+                attributes: &a,
+                approved: ap,
+            });
+        }
+        let rows = cov.rows(&divisions(), "410324200");
+        let on_time = row(&rows, "tailings_inspected_on_time", "410324200").tally;
+        // Under supervision: 5 ponds (not the one without a level); on
+        // schedule: level 1 twice, level 2 once this year, level 3.
+        assert_eq!((on_time.numerator, on_time.denominator), (3, 5));
+        let closure = row(&rows, "tailings_closure_done", "410324200").tally;
+        assert_eq!((closure.numerator, closure.denominator), (1, 1));
+    }
+
+    #[test]
+    fn findings_count_by_raise_date_and_deadline() {
+        let defs = Indicators::builtin();
+        let mut cov = Coverage::new(defs, Period::year(2024));
+        let f =
+            |kind, status, raised: &str, deadline: Option<&'static str>, closed: Option<&str>| {
+                (kind, status, at(raised), deadline, closed.map(at))
+            };
+        use FindingStatus as S;
+        use SiteKind::*;
+        let cases = [
+            f(
+                HouseholdToilet,
+                S::Closed,
+                "2024-02-01",
+                Some("2024-03-01"),
+                Some("2024-02-20"),
+            ),
+            f(
+                HouseholdToilet,
+                S::Closed,
+                "2024-02-01",
+                Some("2024-03-01"),
+                Some("2024-04-20"),
+            ),
+            f(
+                HouseholdToilet,
+                S::Rectifying,
+                "2024-05-01",
+                Some("2024-06-01"),
+                None,
+            ),
+            f(
+                HouseholdToilet,
+                S::Closed,
+                "2023-11-01",
+                Some("2023-12-01"),
+                Some("2023-11-20"),
+            ),
+            f(SewageOutfall, S::Assigned, "2024-05-01", None, None),
+        ];
+        for (kind, status, raised_at, deadline, closed_at) in cases {
+            cov.add_finding(&FindingFacts {
+                site_kind: kind,
+                village_code: "410324100201",
+                status,
+                raised_at,
+                deadline,
+                closed_at,
+            });
+        }
+        let rows = cov.rows(&divisions(), "");
+        let fixed = row(&rows, "problem_toilet_fixed", "410324").tally;
+        assert_eq!((fixed.numerator, fixed.denominator), (2, 3));
+        // Due in 2024: three toilet findings with 2024 deadlines; one closed
+        // in time. The outfall finding has no deadline yet.
+        let on_time = row(&rows, "findings_on_time", "410324").tally;
+        assert_eq!((on_time.numerator, on_time.denominator), (1, 3));
+    }
+}
