@@ -6,6 +6,7 @@
 //! - [`rules`]: what a pushed change may do, by role and area.
 //! - [`auth`]: passwords and device tokens.
 //! - [`registry`]: site registry CSV import.
+//! - [`registry_gen`]: a generated registry for the demo and benchmarks.
 //! - [`photos`]: tus photo uploads and downloads.
 //! - [`metrics`]: Prometheus counters.
 //! - [`sim`]: simulated phones (`fieldbook sim`), a tool.
@@ -18,6 +19,7 @@ pub mod error;
 pub mod metrics;
 pub mod photos;
 pub mod registry;
+pub mod registry_gen;
 pub mod rules;
 pub mod sim;
 pub mod storage;
