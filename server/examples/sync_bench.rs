@@ -6,7 +6,8 @@
 
 use fieldbook_core::model::{Role, SiteKind, Value};
 use fieldbook_core::store::{Identity, NewSite, Store};
-use fieldbook_core::sync::wire::SyncRequest;
+use fieldbook_core::sync::Transport;
+use fieldbook_core::sync::wire::{SyncRequest, SyncResponse};
 use fieldbook_server::sim;
 use std::time::{Duration, Instant};
 
@@ -136,6 +137,17 @@ fn rss_kb(pid: &str) -> Option<u64> {
         .ok()
 }
 
+/// User plus system CPU time of a process, seconds.
+fn cpu_secs(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces; the fields after it do not.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    // USER_HZ is 100 on every Linux this runs on.
+    Some(ticks as f64 / 100.0)
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     wire_bytes();
@@ -210,6 +222,7 @@ fn main() {
     // The server's resident memory, sampled while the phones push.
     let server_pid = std::env::var("FIELDBOOK_SERVER_PID").ok();
     let sampling = std::sync::atomic::AtomicBool::new(true);
+    let cpu_before = (server_pid.as_deref().and_then(cpu_secs), cpu_secs("self"));
     let start = Instant::now();
     let peak_rss_kb = std::thread::scope(|s| {
         let sampler = s.spawn(|| {
@@ -236,6 +249,7 @@ fn main() {
         sampler.join().unwrap()
     });
     let secs = start.elapsed().as_secs_f64();
+    let cpu_after = (server_pid.as_deref().and_then(cpu_secs), cpu_secs("self"));
     if peak_rss_kb > 0 {
         println!(
             "server memory during ingest: peak VmRSS {:.1} MB (goal <= 200 MB)",
@@ -248,5 +262,59 @@ fn main() {
         "ingest: {total} inspections from {phones} phones in {secs:.2} s = {:.0} inspections/s ({requests} requests) (goal >= 2000)",
         total as f64 / secs
     );
+    if let ((Some(s0), Some(c0)), (Some(s1), Some(c1))) = (cpu_before, cpu_after) {
+        println!(
+            "cpu during ingest: server {:.2} s, phones {:.2} s",
+            s1 - s0,
+            c1 - c0
+        );
+    }
+
+    // The server alone: the same kind of pushes, encoded before the clock
+    // starts, so the phones' own work (building saves, applying pages)
+    // does not share the two cores with the server being measured. The
+    // cursor is past the end of the log, so replies carry acks, no pages.
+    let fresh = sim::Args { seed: 9003, ..many };
+    let plan = sim::provision(&fresh).unwrap();
+    let mut prepared: Vec<(sim::SimPhone, Vec<u8>)> = (0..phones)
+        .map(|p| {
+            let mut phone = sim::prepare_phone(&plan, &fresh, p).unwrap();
+            let items = phone.store.outgoing_items(10_000, usize::MAX).unwrap();
+            let body = SyncRequest {
+                cursor: i64::MAX as u64,
+                page_bytes: 0,
+                items: items.iter().map(|o| o.item.clone()).collect(),
+            }
+            .encode();
+            (phone, body)
+        })
+        .collect();
+    let cpu_before = (server_pid.as_deref().and_then(cpu_secs), cpu_secs("self"));
+    let start = Instant::now();
+    let acked: usize = std::thread::scope(|s| {
+        let handles: Vec<_> = prepared
+            .iter_mut()
+            .map(|(phone, body)| {
+                s.spawn(move || {
+                    let reply = Transport::sync(phone.transport.inner_mut(), body).unwrap();
+                    SyncResponse::decode(&reply).unwrap().acked.len()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).sum()
+    });
+    let secs = start.elapsed().as_secs_f64();
+    let cpu_after = (server_pid.as_deref().and_then(cpu_secs), cpu_secs("self"));
+    println!(
+        "server ingest, requests encoded beforehand: {acked} inspections acknowledged from {phones} phones in {secs:.2} s = {:.0} inspections/s (goal >= 2000)",
+        acked as f64 / secs
+    );
+    if let ((Some(s0), Some(c0)), (Some(s1), Some(c1))) = (cpu_before, cpu_after) {
+        println!(
+            "cpu during that ingest: server {:.2} s, client {:.2} s",
+            s1 - s0,
+            c1 - c0
+        );
+    }
     std::thread::sleep(Duration::from_millis(100));
 }

@@ -41,6 +41,20 @@ pub struct AppState {
     /// Password checks allowed at once: argon2 takes 19 MiB and a core per
     /// check, so a burst of logins must queue, not multiply memory.
     pub password_checks: Arc<tokio::sync::Semaphore>,
+    /// Sync requests decoded and worked on at once. A request waits for a
+    /// slot holding only its body as it came (compressed); a burst of
+    /// phones then costs queued bytes, not decoded batches, documents and
+    /// pages, and the work in progress is enough to keep the cores and the
+    /// writer busy.
+    pub sync_slots: Arc<tokio::sync::Semaphore>,
+}
+
+/// Sync requests worked on at once: two per core keeps one checking or
+/// pulling while another stores, up to the storage's reader connections.
+pub fn sync_slots() -> usize {
+    std::thread::available_parallelism()
+        .map_or(2, |n| n.get() * 2)
+        .clamp(2, 4)
 }
 
 impl AppState {
@@ -55,6 +69,7 @@ impl AppState {
             clock: fieldbook_core::store::system_clock(),
             photos: Arc::new(crate::photos::PhotoStore::new(photo_dir)?),
             password_checks: Arc::new(tokio::sync::Semaphore::new(2)),
+            sync_slots: Arc::new(tokio::sync::Semaphore::new(sync_slots())),
         })
     }
 
@@ -283,10 +298,18 @@ async fn sync(
             "sync bodies are {SYNC_CONTENT_TYPE}"
         )));
     }
+    // The body is read before waiting for a slot: a phone on a slow link
+    // must not hold a slot while its bytes trickle in.
     let bytes = read_body(&headers, body, wire::MESSAGE_BYTES_MAX).await?;
     Metrics::add(&st.metrics.bytes_in, bytes.len() as u64);
+    let _slot = st
+        .sync_slots
+        .acquire()
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))?;
     let req = SyncRequest::decode(&bytes)
         .map_err(|e| AppError::BadRequest(format!("malformed sync request: {e}")))?;
+    drop(bytes);
     let page_bytes = if req.page_bytes == 0 {
         wire::PAGE_BYTES_DEFAULT
     } else {

@@ -1,30 +1,79 @@
 //! The embedded default: one SQLite file (WAL, `synchronous=FULL`).
 //!
-//! One connection behind a mutex serves every call: SQLite has one writer
-//! anyway, and ingest batches are short. Each call is one transaction;
-//! an ingest batch commits durably before the reply names anything as
-//! stored.
+//! One writer connection behind a mutex makes every change: SQLite has
+//! one writer anyway. A few reader connections serve sessions, pulls and
+//! the other lookups, and the checking half of an ingest, so those run in
+//! parallel with each other and with the writer (WAL readers see the last
+//! commit and never block it). Each call is one transaction; an ingest
+//! batch commits durably before the reply names anything as stored.
 
 use super::*;
 use crate::rules::{self, Record};
 use automerge::{ActorId, Automerge, Change, ReadDoc};
 use fieldbook_core::doc::{self, RecordKind};
-use fieldbook_core::model::EventKind;
 use fieldbook_core::model::area::prefix_upper_bound;
 use fieldbook_core::model::workflow::{fold_finding, fold_inspection};
+use fieldbook_core::model::{Event, EventKind};
 use fieldbook_core::sync::wire::{ItemKind, doc_id_bytes};
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex, MutexGuard};
 
 const MIGRATIONS: &[&str] = &[include_str!("schema_001.sql")];
 
 /// Log rows read per pull query.
 const PULL_ROWS_MAX: usize = 5_000;
 
+/// Reader connections. Each holds its own page cache; more readers than
+/// sync requests worked on at once (`app::sync_slots`, at most 4) would
+/// mostly idle.
+const READERS: usize = 4;
+
+/// Statements kept prepared per connection: every statement of an ingest
+/// and a pull, with room for the per-area variants of the pull.
+const STATEMENT_CACHE: usize = 64;
+
 pub struct SqliteStorage {
-    conn: Mutex<Connection>,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+    reader_freed: Condvar,
+}
+
+/// A reader connection, returned to the pool on drop.
+struct Reader<'a> {
+    storage: &'a SqliteStorage,
+    conn: Option<Connection>,
+}
+
+impl std::ops::Deref for Reader<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        // Taken out only by `drop`.
+        self.conn.as_ref().unwrap_or_else(|| unreachable!())
+    }
+}
+
+impl std::ops::DerefMut for Reader<'_> {
+    fn deref_mut(&mut self) -> &mut Connection {
+        self.conn.as_mut().unwrap_or_else(|| unreachable!())
+    }
+}
+
+impl Drop for Reader<'_> {
+    fn drop(&mut self) {
+        if let Some(c) = self.conn.take() {
+            lock(&self.storage.readers).push(c);
+            self.storage.reader_freed.notify_one();
+        }
+    }
+}
+
+/// A panic while holding a connection leaves SQLite consistent (the
+/// transaction rolls back on drop), so a poisoned lock is usable.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl SqliteStorage {
@@ -35,6 +84,7 @@ impl SqliteStorage {
         conn.execute_batch(
             "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=10000;",
         )?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         let version: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         if version as usize > MIGRATIONS.len() {
             return Err(StorageError::Schema(format!(
@@ -48,15 +98,39 @@ impl SqliteStorage {
             tx.pragma_update(None, "user_version", i as u32 + 1)?;
             tx.commit()?;
         }
+        let mut readers = Vec::with_capacity(READERS);
+        for _ in 0..READERS {
+            let r = Connection::open(path)?;
+            r.execute_batch("PRAGMA query_only=ON; PRAGMA busy_timeout=10000;")?;
+            r.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+            readers.push(r);
+        }
         Ok(SqliteStorage {
-            conn: Mutex::new(conn),
+            writer: Mutex::new(conn),
+            readers: Mutex::new(readers),
+            reader_freed: Condvar::new(),
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
-        // A panic while holding the lock leaves SQLite consistent (the
-        // transaction rolls back on drop), so a poisoned lock is usable.
-        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        lock(&self.writer)
+    }
+
+    /// A reader connection, waiting for one to be free.
+    fn reader(&self) -> Reader<'_> {
+        let mut idle = lock(&self.readers);
+        loop {
+            if let Some(conn) = idle.pop() {
+                return Reader {
+                    storage: self,
+                    conn: Some(conn),
+                };
+            }
+            idle = self
+                .reader_freed
+                .wait(idle)
+                .unwrap_or_else(|p| p.into_inner());
+        }
     }
 }
 
@@ -78,37 +152,71 @@ fn corrupt(id: &str, reason: impl std::fmt::Display) -> StorageError {
     }
 }
 
+/// A stored record as loaded.
+struct Loaded {
+    kind: RecordKind,
+    doc: Automerge,
+    /// Version of the row: every write to a record appends to the log.
+    last_seq: i64,
+    snapshot_bytes: i64,
+    chunk_bytes: i64,
+}
+
 /// Loads a record from its snapshot and the log rows after it.
-fn load_doc(tx: &Connection, id: &str) -> Result<Option<(RecordKind, Automerge)>> {
-    let row: Option<(String, Vec<u8>, i64)> = tx
-        .query_row(
-            "SELECT kind, snapshot, snapshot_seq FROM documents WHERE id = ?1",
-            [id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
+fn load_doc(tx: &Connection, id: &str) -> Result<Option<Loaded>> {
+    let row: Option<(String, Vec<u8>, i64, i64, i64)> = tx
+        .prepare_cached(
+            "SELECT kind, snapshot, snapshot_seq, last_seq, chunk_bytes FROM documents WHERE id = ?1",
+        )?
+        .query_row([id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
         .optional()?;
-    let Some((kind, snapshot, snap_seq)) = row else {
+    let Some((kind, snapshot, snap_seq, last_seq, chunk_bytes)) = row else {
         return Ok(None);
     };
     let kind = RecordKind::from_key(&kind).ok_or_else(|| corrupt(id, "unknown kind"))?;
     let mut d = Automerge::load(&snapshot).map_err(|e| corrupt(id, e))?;
-    let mut st = tx.prepare_cached(
-        "SELECT item_kind, data FROM log WHERE doc_id = ?1 AND seq > ?2 ORDER BY seq",
-    )?;
-    let rows = st.query_map(params![id, snap_seq], |r| {
-        Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
-    })?;
-    for row in rows {
-        let (k, data) = row?;
-        if k == 1 {
-            let c = Change::try_from(data.as_slice()).map_err(|e| corrupt(id, e))?;
-            d.apply_changes([c]).map_err(|e| corrupt(id, e))?;
-        } else {
-            let mut other = Automerge::load(&data).map_err(|e| corrupt(id, e))?;
-            d.merge(&mut other).map_err(|e| corrupt(id, e))?;
+    if last_seq > snap_seq {
+        let mut st = tx.prepare_cached(
+            "SELECT item_kind, data FROM log WHERE doc_id = ?1 AND seq > ?2 ORDER BY seq",
+        )?;
+        let rows = st.query_map(params![id, snap_seq], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
+        })?;
+        for row in rows {
+            let (k, data) = row?;
+            if k == 1 {
+                let c = Change::try_from(data.as_slice()).map_err(|e| corrupt(id, e))?;
+                d.apply_changes([c]).map_err(|e| corrupt(id, e))?;
+            } else {
+                let mut other = Automerge::load(&data).map_err(|e| corrupt(id, e))?;
+                d.merge(&mut other).map_err(|e| corrupt(id, e))?;
+            }
         }
     }
-    Ok(Some((kind, d)))
+    Ok(Some(Loaded {
+        kind,
+        doc: d,
+        last_seq,
+        snapshot_bytes: snapshot.len() as i64,
+        chunk_bytes,
+    }))
+}
+
+/// A save of a whole record. A snapshot with no log rows after it is the
+/// whole record already: it is sent as stored, not decoded and re-encoded.
+fn whole_save(conn: &Connection, id: &str) -> Result<Vec<u8>> {
+    let (snapshot, snap_seq, last_seq): (Vec<u8>, i64, i64) = conn
+        .prepare_cached("SELECT snapshot, snapshot_seq, last_seq FROM documents WHERE id = ?1")?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?
+        .ok_or_else(|| corrupt(id, "vanished"))?;
+    if snap_seq == last_seq {
+        return Ok(snapshot);
+    }
+    let l = load_doc(conn, id)?.ok_or_else(|| corrupt(id, "vanished"))?;
+    Ok(l.doc.save())
 }
 
 /// Rewrites the projection rows of one record read from `d`.
@@ -121,10 +229,11 @@ fn refresh(tx: &Connection, id: &str, kind: RecordKind, d: &Automerge) -> Result
 fn refresh_record(tx: &Connection, id: &str, record: &Record) -> Result<()> {
     match record {
         Record::Site(s) => {
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT OR REPLACE INTO sites(id, kind, name, village_code, lat, lon, source, attributes)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![
+            )?
+            .execute(params![
                     s.id,
                     s.kind.key(),
                     s.name,
@@ -133,17 +242,17 @@ fn refresh_record(tx: &Connection, id: &str, record: &Record) -> Result<()> {
                     s.location.map(|p| p.lon),
                     s.source.key(),
                     serde_json::to_string(&s.attributes).unwrap_or_default()
-                ],
-            )?;
+                ])?;
         }
         Record::Inspection(i) => {
             let st = fold_inspection(&i.events);
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT OR REPLACE INTO inspections(id, site_id, site_kind, village_code, template_version, status,
                    revision, inspector, device, started_at, submitted_at, reviewed_at, lat, lon, accuracy_m,
                    mock_location, answers, photos, conflicts)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
-                params![
+            )?
+            .execute(params![
                     i.id,
                     i.site_id,
                     i.site_kind.key(),
@@ -163,23 +272,17 @@ fn refresh_record(tx: &Connection, id: &str, record: &Record) -> Result<()> {
                     serde_json::to_string(&i.answers).unwrap_or_default(),
                     i.photos.len() as i64,
                     i.conflicts.len() as i64
-                ],
-            )?;
-            tx.execute("DELETE FROM record_photos WHERE doc_id = ?1", [id])?;
-            for p in &i.photos {
-                tx.execute(
-                    "INSERT OR IGNORE INTO record_photos(hash, doc_id) VALUES (?1, ?2)",
-                    params![p.hash, id],
-                )?;
-            }
+                ])?;
+            photo_refs(tx, id, i.photos.iter().map(|p| p.hash.as_str()))?;
         }
         Record::Finding(f) => {
             let st = fold_finding(&f.events);
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT OR REPLACE INTO findings(id, inspection_id, site_id, site_kind, village_code, title, status,
                    responsible, deadline, escalated, raised_at, closed_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-                params![
+            )?
+            .execute(params![
                     f.id,
                     f.inspection_id,
                     f.site_id,
@@ -192,112 +295,245 @@ fn refresh_record(tx: &Connection, id: &str, record: &Record) -> Result<()> {
                     st.escalated,
                     f.raised_at,
                     st.closed_at
-                ],
-            )?;
-            tx.execute("DELETE FROM record_photos WHERE doc_id = ?1", [id])?;
-            for p in &f.photos {
-                tx.execute(
-                    "INSERT OR IGNORE INTO record_photos(hash, doc_id) VALUES (?1, ?2)",
-                    params![p.hash, id],
-                )?;
-            }
+                ])?;
+            photo_refs(tx, id, f.photos.iter().map(|p| p.hash.as_str()))?;
         }
     }
     Ok(())
 }
 
+/// Rewrites the photo references of one record.
+fn photo_refs<'a>(tx: &Connection, id: &str, hashes: impl Iterator<Item = &'a str>) -> Result<()> {
+    tx.prepare_cached("DELETE FROM record_photos WHERE doc_id = ?1")?
+        .execute([id])?;
+    let mut insert =
+        tx.prepare_cached("INSERT OR IGNORE INTO record_photos(hash, doc_id) VALUES (?1, ?2)")?;
+    for h in hashes {
+        insert.execute(params![h, id])?;
+    }
+    Ok(())
+}
+
+/// What a checked item writes to the `documents` row.
+enum DocWrite<'a> {
+    /// A record new to the server, with its first snapshot.
+    Insert { snapshot: Cow<'a, [u8]> },
+    /// A stored record gains log rows; `compact` is its new snapshot when
+    /// the log since the old one outgrew it.
+    Update { compact: Option<Vec<u8>> },
+}
+
 /// One record's accepted change, ready to store.
-struct Write<'a> {
-    id: &'a str,
+struct Accepted<'a> {
+    id: String,
     kind: RecordKind,
-    doc: &'a Automerge,
-    record: &'a Record,
-    /// A save of `doc` already at hand (a new record pushed whole), so the
-    /// snapshot needs no second encode.
-    save: Option<&'a [u8]>,
-    rows: &'a [(ItemKind, &'a [u8])],
+    record: Record,
+    rows: Rows<'a>,
+    doc: DocWrite<'a>,
+    /// Workflow events the change adds, for the audit log.
+    events: Vec<Event>,
 }
 
-/// Appends log rows, updates (or creates) the document row and refreshes
-/// the projections.
-fn persist(tx: &Connection, w: &Write<'_>, device: &str, now: i64) -> Result<()> {
-    let id = w.id;
-    let existed: bool = tx
-        .prepare_cached("SELECT EXISTS(SELECT 1 FROM documents WHERE id = ?1)")?
-        .query_row([id], |r| r.get(0))?;
-    let mut first = 0;
-    let mut last = 0;
-    let mut bytes = 0i64;
-    for (k, data) in w.rows {
-        tx.prepare_cached(
-            "INSERT INTO log(doc_id, item_kind, data, device, at) VALUES (?1, ?2, ?3, ?4, ?5)",
-        )?
-        .execute(params![id, *k as i64, data, device, now])?;
-        last = tx.last_insert_rowid();
-        if first == 0 {
-            first = last;
-        }
-        bytes += data.len() as i64;
-    }
-    let village = w.record.village_code();
-    if existed {
-        tx.prepare_cached("UPDATE documents SET chunk_bytes = chunk_bytes + ?2, last_seq = ?3, village_code = ?4 WHERE id = ?1")?
-            .execute(params![id, bytes, last, village])?;
-        let (snap, chunks): (i64, i64) = tx
-            .prepare_cached("SELECT length(snapshot), chunk_bytes FROM documents WHERE id = ?1")?
-            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        // As on the phone: a floor keeps small records from being re-encoded
-        // on every change.
-        if chunks > snap.max(fieldbook_core::store::COMPACT_FLOOR_BYTES) {
-            tx.prepare_cached("UPDATE documents SET snapshot = ?2, snapshot_seq = last_seq, chunk_bytes = 0 WHERE id = ?1")?
-                .execute(params![id, w.doc.save()])?;
-        }
-    } else {
-        let snapshot = match w.save {
-            Some(s) => s.to_vec(),
-            None => w.doc.save(),
-        };
-        tx.prepare_cached(
-            "INSERT INTO documents(id, kind, village_code, snapshot, snapshot_seq, chunk_bytes, first_seq, last_seq, creator_device)
-             VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?5, ?7)",
-        )?
-        .execute(params![id, w.kind.key(), village, snapshot, last, first, device])?;
-    }
-    refresh_record(tx, id, w.record)
+enum Step<'a> {
+    /// Refused or already stored: nothing to write.
+    Done(Outcome),
+    Store(Box<Accepted<'a>>),
 }
 
-type Docs = HashMap<String, (RecordKind, Automerge, Record)>;
+/// A record as the batch has it so far.
+struct Held {
+    kind: RecordKind,
+    doc: Automerge,
+    record: Record,
+    /// Whether SQLite has a `documents` row for it (before this batch or
+    /// from an earlier item of it).
+    stored: bool,
+    snapshot_bytes: i64,
+    chunk_bytes: i64,
+}
 
-/// Checks and stores one item. `Ok(Rejected)` leaves nothing behind (the
-/// caller rolls back to a savepoint); `docs` is updated only once an item is
-/// stored, so it always matches what SQLite holds.
-fn ingest_one(
-    tx: &Transaction<'_>,
-    docs: &mut Docs,
+/// A checked batch: what to do per item, and the version of every record
+/// the checks read (`None`: absent), to confirm before storing.
+struct Checked<'a> {
+    steps: Vec<Step<'a>>,
+    read: Vec<(String, Option<i64>)>,
+}
+
+/// Checks every item of a batch against the records `conn` holds, in
+/// order, as if each accepted item were already stored. Nothing is written.
+fn check_batch<'a>(
+    conn: &Connection,
     s: &Session,
     actor: &ActorId,
-    item: &Item,
-    now: i64,
-) -> Result<Outcome> {
-    let id = item.doc_id_text();
-    if !docs.contains_key(&id)
-        && let Some((kind, d)) = load_doc(tx, &id)?
-    {
-        let record = Record::read(kind, &d).map_err(|e| corrupt(&id, e))?;
-        docs.insert(id.clone(), (kind, d, record));
+    items: &'a [Item],
+) -> Result<Checked<'a>> {
+    // Items left per record: a record's document is kept only while a
+    // later item of the batch needs it.
+    let mut left: HashMap<[u8; 16], usize> = HashMap::new();
+    for item in items {
+        *left.entry(item.doc_id).or_default() += 1;
     }
-    let before = docs.get(&id);
-    if let Some((k, _, _)) = before
-        && *k != item.record
+    let mut held: HashMap<[u8; 16], Held> = HashMap::new();
+    let mut seen: HashSet<[u8; 16]> = HashSet::new();
+    let mut checked = Checked {
+        steps: Vec::with_capacity(items.len()),
+        read: Vec::new(),
+    };
+    for item in items {
+        let key = item.doc_id;
+        let id = item.doc_id_text();
+        if seen.insert(key) {
+            let loaded = load_doc(conn, &id)?;
+            checked
+                .read
+                .push((id.clone(), loaded.as_ref().map(|l| l.last_seq)));
+            if let Some(l) = loaded {
+                let record = Record::read(l.kind, &l.doc).map_err(|e| corrupt(&id, e))?;
+                held.insert(
+                    key,
+                    Held {
+                        kind: l.kind,
+                        doc: l.doc,
+                        record,
+                        stored: true,
+                        snapshot_bytes: l.snapshot_bytes,
+                        chunk_bytes: l.chunk_bytes,
+                    },
+                );
+            }
+        }
+        let last_use = left.get_mut(&key).is_some_and(|n| {
+            *n -= 1;
+            *n == 0
+        });
+        let step = match check_item(held.get(&key), s, actor, item, &id)? {
+            ItemCheck::Done(o) => Step::Done(o),
+            ItemCheck::Accept(accept) => {
+                let Accept {
+                    after,
+                    record,
+                    rows,
+                    whole,
+                    events,
+                } = *accept;
+                let bytes: i64 = rows.iter().map(|(_, b)| b.len() as i64).sum();
+                let prior = held.remove(&key);
+                let (doc, snapshot_bytes, chunk_bytes) = match prior {
+                    Some(h) if h.stored => {
+                        // As on the phone: a floor keeps small records from
+                        // being re-encoded on every change.
+                        let chunks = h.chunk_bytes + bytes;
+                        let floor = h
+                            .snapshot_bytes
+                            .max(fieldbook_core::store::COMPACT_FLOOR_BYTES);
+                        if chunks > floor {
+                            let snapshot = after.save();
+                            let n = snapshot.len() as i64;
+                            (
+                                DocWrite::Update {
+                                    compact: Some(snapshot),
+                                },
+                                n,
+                                0,
+                            )
+                        } else {
+                            (DocWrite::Update { compact: None }, h.snapshot_bytes, chunks)
+                        }
+                    }
+                    _ => {
+                        let snapshot = match whole {
+                            Some(save) => Cow::Borrowed(save),
+                            None => Cow::Owned(after.save()),
+                        };
+                        let n = snapshot.len() as i64;
+                        (DocWrite::Insert { snapshot }, n, 0)
+                    }
+                };
+                if !last_use {
+                    held.insert(
+                        key,
+                        Held {
+                            kind: item.record,
+                            doc: after,
+                            record: record.clone(),
+                            stored: true,
+                            snapshot_bytes,
+                            chunk_bytes,
+                        },
+                    );
+                }
+                Step::Store(Box::new(Accepted {
+                    id,
+                    kind: item.record,
+                    record,
+                    rows,
+                    doc,
+                    events,
+                }))
+            }
+        };
+        checked.steps.push(step);
+        if last_use {
+            held.remove(&key);
+        }
+    }
+    Ok(checked)
+}
+
+/// Whether every record `read` names is still at the version read.
+fn unchanged(tx: &Connection, read: &[(String, Option<i64>)]) -> Result<bool> {
+    let mut st = tx.prepare_cached("SELECT last_seq FROM documents WHERE id = ?1")?;
+    for (id, seen) in read {
+        let now: Option<i64> = st.query_row([id], |r| r.get(0)).optional()?;
+        if now != *seen {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Log rows of an accepted item.
+type Rows<'a> = Vec<(ItemKind, Cow<'a, [u8]>)>;
+
+enum ItemCheck<'a> {
+    Done(Outcome),
+    Accept(Box<Accept<'a>>),
+}
+
+/// An item that passed its checks, with the record after it.
+struct Accept<'a> {
+    after: Automerge,
+    record: Record,
+    rows: Rows<'a>,
+    /// The pushed save of a record new to the server, kept as it came.
+    whole: Option<&'a [u8]>,
+    events: Vec<Event>,
+}
+
+/// Checks one item against the record as the batch has it (`before`).
+fn check_item<'a>(
+    before: Option<&Held>,
+    s: &Session,
+    actor: &ActorId,
+    item: &'a Item,
+    id: &str,
+) -> Result<ItemCheck<'a>> {
+    if let Some(h) = before
+        && h.kind != item.record
     {
-        return Ok(Outcome::Rejected(
+        return Ok(ItemCheck::Done(Outcome::Rejected(
             RejectCode::Invalid,
-            format!("record {id} is a {}, not a {}", k.key(), item.record.key()),
-        ));
+            format!(
+                "record {id} is a {}, not a {}",
+                h.kind.key(),
+                item.record.key()
+            ),
+        )));
     }
-    let reject = |c: RejectCode, m: String| Ok(Outcome::Rejected(c, m));
-    let mut save: Option<&[u8]> = None;
-    let (after, rows): (Automerge, Vec<(ItemKind, Vec<u8>)>) = match item.kind {
+    let reject = |c: RejectCode, m: String| Ok(ItemCheck::Done(Outcome::Rejected(c, m)));
+    let duplicate = || Ok(ItemCheck::Done(Outcome::Stored { new: false }));
+    let mut whole: Option<&[u8]> = None;
+    let (after, rows): (Automerge, Rows<'a>) = match item.kind {
         ItemKind::Change => {
             let change = match Change::try_from(item.data.as_slice()) {
                 Ok(c) => c,
@@ -320,10 +556,10 @@ fn ingest_one(
             }
             let hash = change.hash();
             let mut after = match before {
-                Some((_, b, _)) if b.get_change_by_hash(&hash).is_some() => {
-                    return Ok(Outcome::Stored { new: false });
+                Some(h) if h.doc.get_change_by_hash(&hash).is_some() => {
+                    return duplicate();
                 }
-                Some((_, b, _)) => b.clone(),
+                Some(h) => h.doc.clone(),
                 None if !change.deps().is_empty() => {
                     return reject(
                         RejectCode::NeedDocument,
@@ -344,7 +580,10 @@ fn ingest_one(
                     format!("the server lacks history of record {id}; send it whole"),
                 );
             }
-            (after, vec![(ItemKind::Change, item.data.clone())])
+            (
+                after,
+                vec![(ItemKind::Change, Cow::Borrowed(item.data.as_slice()))],
+            )
         }
         ItemKind::Document => {
             let loaded = match Automerge::load(&item.data) {
@@ -373,18 +612,21 @@ fn ingest_one(
                             ),
                         );
                     }
-                    save = Some(item.data.as_slice());
-                    (loaded, vec![(ItemKind::Document, item.data.clone())])
+                    whole = Some(item.data.as_slice());
+                    (
+                        loaded,
+                        vec![(ItemKind::Document, Cow::Borrowed(item.data.as_slice()))],
+                    )
                 }
                 // Known: store only what is new, change by change.
-                Some((_, b, _)) => {
+                Some(h) => {
                     let new: Vec<Change> = loaded
                         .get_changes(&[])
                         .into_iter()
-                        .filter(|c| b.get_change_by_hash(&c.hash()).is_none())
+                        .filter(|c| h.doc.get_change_by_hash(&c.hash()).is_none())
                         .collect();
                     if new.is_empty() {
-                        return Ok(Outcome::Stored { new: false });
+                        return duplicate();
                     }
                     if let Some(c) = new.iter().find(|c| c.actor_id() != actor) {
                         return reject(
@@ -395,10 +637,10 @@ fn ingest_one(
                             ),
                         );
                     }
-                    let mut after = b.clone();
+                    let mut after = h.doc.clone();
                     let rows = new
                         .iter()
-                        .map(|c| (ItemKind::Change, c.raw_bytes().to_vec()))
+                        .map(|c| (ItemKind::Change, Cow::Owned(c.raw_bytes().to_vec())))
                         .collect();
                     if let Err(e) = after.apply_changes(new) {
                         return reject(
@@ -415,12 +657,24 @@ fn ingest_one(
         Ok(r) => r,
         Err(e) => return reject(RejectCode::Invalid, format!("record does not read: {e}")),
     };
-    let added = match rules::check(&s.pusher, before.map(|(_, _, r)| r), &record) {
+    let events = match rules::check(&s.pusher, before.map(|h| &h.record), &record) {
         Ok(events) => events,
         Err((code, msg)) => return reject(code, msg),
     };
-    // Reviews and finding steps go to the audit log with the change.
-    for e in added.iter().filter(|e| {
+    Ok(ItemCheck::Accept(Box::new(Accept {
+        after,
+        record,
+        rows,
+        whole,
+        events,
+    })))
+}
+
+/// Writes an accepted change: audit lines for review and finding steps,
+/// log rows, the `documents` row and the projections.
+fn store(tx: &Connection, a: &Accepted<'_>, user: &str, device: &str, now: i64) -> Result<()> {
+    let id = a.id.as_str();
+    for e in a.events.iter().filter(|e| {
         !matches!(
             e.kind,
             EventKind::Commented | EventKind::Found | EventKind::Submitted
@@ -435,24 +689,47 @@ fn ingest_one(
         )?
         .execute(params![
             now,
-            s.pusher.user,
-            s.pusher.device,
+            user,
+            device,
             e.kind.key(),
-            format!("{} {id}{rev}", item.record.key())
+            format!("{} {id}{rev}", a.kind.key())
         ])?;
     }
-    let rows: Vec<(ItemKind, &[u8])> = rows.iter().map(|(k, b)| (*k, b.as_slice())).collect();
-    let w = Write {
-        id: &id,
-        kind: item.record,
-        doc: &after,
-        record: &record,
-        save,
-        rows: &rows,
-    };
-    persist(tx, &w, &s.pusher.device, now)?;
-    docs.insert(id, (item.record, after, record));
-    Ok(Outcome::Stored { new: true })
+    let mut first = 0;
+    let mut last = 0;
+    let mut bytes = 0i64;
+    {
+        let mut insert = tx.prepare_cached(
+            "INSERT INTO log(doc_id, item_kind, data, device, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        for (k, data) in &a.rows {
+            insert.execute(params![id, *k as i64, data.as_ref(), device, now])?;
+            last = tx.last_insert_rowid();
+            if first == 0 {
+                first = last;
+            }
+            bytes += data.len() as i64;
+        }
+    }
+    let village = a.record.village_code();
+    match &a.doc {
+        DocWrite::Update { compact } => {
+            tx.prepare_cached("UPDATE documents SET chunk_bytes = chunk_bytes + ?2, last_seq = ?3, village_code = ?4 WHERE id = ?1")?
+                .execute(params![id, bytes, last, village])?;
+            if let Some(snapshot) = compact {
+                tx.prepare_cached("UPDATE documents SET snapshot = ?2, snapshot_seq = last_seq, chunk_bytes = 0 WHERE id = ?1")?
+                    .execute(params![id, snapshot])?;
+            }
+        }
+        DocWrite::Insert { snapshot } => {
+            tx.prepare_cached(
+                "INSERT INTO documents(id, kind, village_code, snapshot, snapshot_seq, chunk_bytes, first_seq, last_seq, creator_device)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?5, ?7)",
+            )?
+            .execute(params![id, a.kind.key(), village, snapshot.as_ref(), last, first, device])?;
+        }
+    }
+    refresh_record(tx, id, &a.record)
 }
 
 /// `(col >= ?a AND col < ?b) OR …` for the session's areas.
@@ -488,7 +765,7 @@ impl Storage for SqliteStorage {
     }
 
     fn user(&self, name: &str) -> Result<Option<UserRecord>> {
-        let conn = self.lock();
+        let conn = self.reader();
         let row: Option<(String, String, String, String, i64)> = conn
             .query_row(
                 "SELECT name, password_hash, role, areas, created_at FROM users WHERE name = ?1",
@@ -509,7 +786,7 @@ impl Storage for SqliteStorage {
     }
 
     fn users(&self) -> Result<Vec<UserRecord>> {
-        let conn = self.lock();
+        let conn = self.reader();
         let mut st = conn.prepare(
             "SELECT name, password_hash, role, areas, created_at FROM users ORDER BY name",
         )?;
@@ -597,7 +874,7 @@ impl Storage for SqliteStorage {
     }
 
     fn session(&self, token_hash: &str, now: i64) -> Result<Option<Session>> {
-        let conn = self.lock();
+        let conn = self.reader();
         let row: Option<(String, String, String, String, String, i64)> = conn
             .query_row(
                 "SELECT u.name, u.role, u.areas, d.id, d.actor, t.expires_at
@@ -632,7 +909,7 @@ impl Storage for SqliteStorage {
     }
 
     fn devices(&self) -> Result<Vec<DeviceRecord>> {
-        let conn = self.lock();
+        let conn = self.reader();
         let mut st = conn.prepare("SELECT id, user, actor, registered_at, last_seen, revoked FROM devices ORDER BY user, id")?;
         let rows = st.query_map([], |r| {
             Ok(DeviceRecord {
@@ -661,36 +938,46 @@ impl Storage for SqliteStorage {
             hex(&session.actor)
                 .ok_or_else(|| StorageError::Schema("stored actor is not hex".into()))?,
         );
+        // Checking (decoding documents, reading records, the rules) is most
+        // of an ingest and needs only a consistent read, so it runs on a
+        // reader, beside other requests' checks and pulls. The writer then
+        // confirms that no record read has moved and stores; a batch that
+        // raced another one touching its records is checked again under
+        // the lock, so the outcome is as if batches ran one at a time.
+        let checked = {
+            let mut conn = self.reader();
+            let tx = conn.transaction()?;
+            check_batch(&tx, session, &actor, items)?
+        };
         let mut conn = self.lock();
-        let tx = conn.transaction()?;
-        let mut docs: Docs = HashMap::new();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let checked = if unchanged(&tx, &checked.read)? {
+            checked
+        } else {
+            drop(checked);
+            check_batch(&tx, session, &actor, items)?
+        };
         let mut out = Vec::with_capacity(items.len());
-        for item in items {
-            tx.execute_batch("SAVEPOINT item")?;
-            // `ingest_one` updates `docs` only once an item is stored, so a
-            // rejected item leaves the held documents as SQLite has them.
-            match ingest_one(&tx, &mut docs, session, &actor, item, now) {
-                Ok(o @ Outcome::Stored { .. }) => {
-                    tx.execute_batch("RELEASE item")?;
-                    out.push(o);
+        for step in checked.steps {
+            match step {
+                Step::Done(o) => out.push(o),
+                Step::Store(a) => {
+                    store(&tx, &a, &session.pusher.user, &session.pusher.device, now)?;
+                    out.push(Outcome::Stored { new: true });
                 }
-                Ok(o @ Outcome::Rejected(..)) => {
-                    tx.execute_batch("ROLLBACK TO item; RELEASE item")?;
-                    out.push(o);
-                }
-                Err(e) => return Err(e),
             }
         }
-        tx.execute(
-            "UPDATE devices SET last_seen = ?2 WHERE id = ?1",
-            params![session.pusher.device, now],
-        )?;
+        tx.prepare_cached("UPDATE devices SET last_seen = ?2 WHERE id = ?1")?
+            .execute(params![session.pusher.device, now])?;
         tx.commit()?;
         Ok(out)
     }
 
     fn pull(&self, session: &Session, cursor: u64, max_bytes: usize) -> Result<Page> {
-        let conn = self.lock();
+        let mut conn = self.reader();
+        // One read transaction: the rows and the whole records sent are of
+        // one state of the database.
+        let conn = conn.transaction()?;
         let (area, area_params) = area_clause("d.village_code", &session.pusher.areas, 3);
         let sql = format!(
             "SELECT l.seq, l.doc_id, d.kind, l.item_kind, l.data, l.device, d.first_seq, d.creator_device
@@ -738,10 +1025,8 @@ impl Storage for SqliteStorage {
                 doc_id_bytes(&doc_id).ok_or_else(|| corrupt(&doc_id, "id is not a UUID"))?;
             let (ik, payload) = if first_seq as u64 > cursor && &creator != me {
                 // The phone has never had this record: send it whole, once.
-                let (_, d) =
-                    load_doc(&conn, &doc_id)?.ok_or_else(|| corrupt(&doc_id, "vanished"))?;
                 whole_sent.insert(doc_id.clone());
-                (ItemKind::Document, d.save())
+                (ItemKind::Document, whole_save(&conn, &doc_id)?)
             } else if item_kind == 1 {
                 (ItemKind::Change, data)
             } else {
@@ -780,17 +1065,17 @@ impl Storage for SqliteStorage {
             doc::site::create(&mut t, s).map_err(|e| corrupt(&s.id, e))?;
             t.commit();
             let save = d.save();
-            let record = Record::Site(s.clone());
-            let rows = [(ItemKind::Document, save.as_slice())];
-            let w = Write {
-                id: &s.id,
+            let a = Accepted {
+                id: s.id.clone(),
                 kind: RecordKind::Site,
-                doc: &d,
-                record: &record,
-                save: Some(&save),
-                rows: &rows,
+                record: Record::Site(s.clone()),
+                rows: vec![(ItemKind::Document, Cow::Borrowed(save.as_slice()))],
+                doc: DocWrite::Insert {
+                    snapshot: Cow::Borrowed(save.as_slice()),
+                },
+                events: Vec::new(),
             };
-            persist(&tx, &w, &format!("registry:{by}"), now)?;
+            store(&tx, &a, by, &format!("registry:{by}"), now)?;
             n += 1;
         }
         tx.commit()?;
@@ -798,7 +1083,7 @@ impl Storage for SqliteStorage {
     }
 
     fn photo_readable(&self, hash: &str, areas: &[String]) -> Result<bool> {
-        let conn = self.lock();
+        let conn = self.reader();
         let (area, area_params) = area_clause("d.village_code", areas, 2);
         let sql = format!(
             "SELECT EXISTS(SELECT 1 FROM record_photos p JOIN documents d ON d.id = p.doc_id WHERE p.hash = ?1 AND {area})"
@@ -818,7 +1103,7 @@ impl Storage for SqliteStorage {
     }
 
     fn audit_log(&self, limit: u32) -> Result<Vec<AuditEntry>> {
-        let conn = self.lock();
+        let conn = self.reader();
         let mut st = conn.prepare(
             "SELECT at, user, device, action, detail FROM audit ORDER BY id DESC LIMIT ?1",
         )?;
@@ -835,7 +1120,7 @@ impl Storage for SqliteStorage {
     }
 
     fn counts(&self) -> Result<Counts> {
-        let conn = self.lock();
+        let conn = self.reader();
         let c = |sql: &str| {
             conn.query_row(sql, [], |r| r.get::<_, i64>(0))
                 .map(|n| n as u64)
@@ -862,8 +1147,8 @@ impl Storage for SqliteStorage {
             rows.collect::<rusqlite::Result<_>>()?
         };
         for id in ids {
-            let (kind, d) = load_doc(&tx, &id)?.ok_or_else(|| corrupt(&id, "vanished"))?;
-            refresh(&tx, &id, kind, &d)?;
+            let l = load_doc(&tx, &id)?.ok_or_else(|| corrupt(&id, "vanished"))?;
+            refresh(&tx, &id, l.kind, &l.doc)?;
         }
         let mut diffs = Vec::new();
         for (t, key) in [
