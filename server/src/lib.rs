@@ -16,6 +16,7 @@
 pub mod app;
 pub mod auth;
 pub mod error;
+pub mod export;
 pub mod metrics;
 pub mod photos;
 pub mod registry;
