@@ -73,7 +73,7 @@ impl AppState {
         })
     }
 
-    fn now(&self) -> i64 {
+    pub(crate) fn now(&self) -> i64 {
         (self.clock)()
     }
 
@@ -89,7 +89,7 @@ impl AppState {
             .map_err(AppError::from)
     }
 
-    async fn audit(
+    pub(crate) async fn audit(
         &self,
         user: &str,
         device: Option<&str>,
@@ -130,6 +130,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/admin/devices/{id}/revoke", post(revoke_device))
         .route("/v1/admin/sites", post(import_sites))
         .route("/v1/admin/audit", get(audit_log))
+        .merge(crate::export_http::routes())
         .layer(axum::middleware::from_fn(
             move |req, next: axum::middleware::Next| {
                 let metrics = metrics.clone();
@@ -201,7 +202,7 @@ impl FromRequestParts<AppState> for Auth {
     }
 }
 
-fn require(s: &Session, roles: &[Role], what: &str) -> Result<(), AppError> {
+pub(crate) fn require(s: &Session, roles: &[Role], what: &str) -> Result<(), AppError> {
     if roles.contains(&s.pusher.role) {
         Ok(())
     } else {

@@ -5,6 +5,7 @@
 //! - [`storage`]: the `Storage` trait and its SQLite implementation.
 //! - [`rules`]: what a pushed change may do, by role and area.
 //! - [`auth`]: passwords and device tokens.
+//! - [`coverage`]: coverage rates, site maps and the records export.
 //! - [`registry`]: site registry CSV import.
 //! - [`registry_gen`]: a generated registry for the demo and benchmarks.
 //! - [`photos`]: tus photo uploads and downloads.
@@ -15,8 +16,10 @@
 
 pub mod app;
 pub mod auth;
+pub mod coverage;
 pub mod error;
 pub mod export;
+pub mod export_http;
 pub mod metrics;
 pub mod photos;
 pub mod registry;

@@ -6,6 +6,7 @@
 
 mod admin;
 mod demo;
+mod export_cmd;
 mod photo_cmd;
 mod serve;
 
@@ -31,6 +32,9 @@ enum Verb {
     Serve(serve::Args),
     /// Manage users, devices and the site registry of a data folder.
     Admin(admin::Args),
+    /// Coverage rates (CSV, XLSX, GeoJSON) and raw records (CSV) from a
+    /// data folder.
+    Export(export_cmd::Args),
     /// Simulated phones against a running server, for load and fault tests.
     Sim(fieldbook_server::sim::Args),
 }
@@ -41,6 +45,7 @@ fn main() -> ExitCode {
         Verb::Demo(args) => demo::run(args),
         Verb::Serve(args) => serve::run(args),
         Verb::Admin(args) => admin::run(args),
+        Verb::Export(args) => export_cmd::run(args),
         Verb::Sim(args) => fieldbook_server::sim::run(args),
         Verb::Photo(args) => photo_cmd::run(args),
     };

@@ -191,6 +191,21 @@ impl Phone {
     }
 }
 
+/// A device token for `user` (with [`PASSWORD`]) from a fresh device.
+pub fn token(server: &TestServer, user: &str, device: &str) -> String {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let actor = Store::prepare(dir.path()).expect("prepare store");
+    let mut t = HttpTransport::new(&server.url, None);
+    t.login(&LoginRequest {
+        username: user.into(),
+        password: PASSWORD.into(),
+        device: device.into(),
+        actor,
+    })
+    .expect("login")
+    .token
+}
+
 /// Sync options with short backoff, for tests.
 pub fn fast_retries() -> SyncOptions {
     SyncOptions {

@@ -13,7 +13,7 @@ use fieldbook_core::sync::wire::{
 };
 use fieldbook_core::sync::{SyncError, Transport, TransportError};
 use fieldbook_server::storage::Storage;
-use fieldbook_tests::{PASSWORD, Phone, TestServer, raw_get, raw_post};
+use fieldbook_tests::{PASSWORD, Phone, TestServer, raw_get, raw_post, token};
 
 const LUANCHUAN: &str = "410324";
 const SONGXIAN_VILLAGE: &str = "410325100201";
@@ -26,20 +26,6 @@ fn server_with_users() -> TestServer {
     s.add_user("wang.fang", Role::Supervisor, &[LUANCHUAN]);
     s.add_user("root", Role::Admin, &["4103"]);
     s
-}
-
-fn token(server: &TestServer, user: &str, device: &str) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let actor = Store::prepare(dir.path()).unwrap();
-    let mut t = fieldbook_core::sync::http::HttpTransport::new(&server.url, None);
-    t.login(&LoginRequest {
-        username: user.into(),
-        password: PASSWORD.into(),
-        device: device.into(),
-        actor,
-    })
-    .unwrap()
-    .token
 }
 
 /// Everything the server stores that a refused request might have touched.

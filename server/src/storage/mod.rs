@@ -6,6 +6,7 @@
 //! pool. Documents are loaded, changed and dropped within a call; nothing
 //! holds Automerge documents between requests.
 
+pub mod reports;
 pub mod sqlite;
 
 use crate::rules::Pusher;
@@ -96,7 +97,7 @@ pub struct AuditEntry {
 }
 
 /// Everything the server stores.
-pub trait Storage: Send + Sync + 'static {
+pub trait Storage: reports::Reports + Send + Sync + 'static {
     fn create_user(&self, user: &UserRecord) -> Result<()>;
     fn user(&self, name: &str) -> Result<Option<UserRecord>>;
     fn users(&self) -> Result<Vec<UserRecord>>;

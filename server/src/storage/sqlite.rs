@@ -21,6 +21,8 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Condvar, Mutex, MutexGuard};
 
+mod reports;
+
 const MIGRATIONS: &[&str] = &[include_str!("schema_001.sql")];
 
 /// Log rows read per pull query.

@@ -1,0 +1,299 @@
+//! Coverage, site maps and the raw records export, read from the server's
+//! projections.
+//!
+//! Coverage is the core's evaluator ([`fieldbook_core::model::indicator`])
+//! fed one site at a time from [`Reports::scan_sites`]: each approved
+//! inspection's rule outcomes are computed from its stored answers with the
+//! template version it was filled in with, so a template edit never changes
+//! what an old inspection meant. Drafts, submitted and returned inspections
+//! never count.
+//!
+//! The records export takes a different path on purpose: it writes every
+//! inspection with its answers and rule outcomes as they are, without
+//! judging periods or roll-ups, so a reader can recompute every indicator
+//! from it and check the coverage export.
+
+use crate::export::{ExportError, SiteFeature};
+use crate::storage::reports::{FindingRow, InspectionRow, Reports, SiteRow};
+use crate::storage::{Result, StorageError};
+use fieldbook_core::model::indicator::{
+    Approved, Coverage, CoverageRow, FindingFacts, Indicators, Period, SiteFacts,
+};
+use fieldbook_core::model::workflow::china_date;
+use fieldbook_core::model::{Divisions, FindingStatus, SiteKind, Templates, Value};
+use std::collections::BTreeMap;
+use std::io::Write;
+
+fn malformed(what: &str, id: &str, e: impl std::fmt::Display) -> StorageError {
+    StorageError::Corrupt {
+        id: id.to_owned(),
+        reason: format!("its {what} are not valid JSON: {e}"),
+    }
+}
+
+fn json_map(what: &str, id: &str, text: &str) -> Result<BTreeMap<String, Value>> {
+    serde_json::from_str(text).map_err(|e| malformed(what, id, e))
+}
+
+/// The rule outcomes of an inspection's answers under its own template
+/// version; empty when the template is unknown (a newer server's record).
+pub fn outcomes(kind: SiteKind, i: &InspectionRow) -> Result<BTreeMap<String, bool>> {
+    let Some(template) = Templates::builtin().get(kind, i.template_version) else {
+        return Ok(BTreeMap::new());
+    };
+    let answers = json_map("answers", &i.id, &i.answers)?;
+    Ok(template.rule_outcomes(&answers).into_iter().collect())
+}
+
+/// A site's approved inspections with their outcomes and approval times.
+fn approved(kind: SiteKind, site: &SiteRow) -> Result<Vec<Approved>> {
+    let mut out = Vec::new();
+    for i in &site.inspections {
+        if i.status != "approved" {
+            continue;
+        }
+        let Some(at) = i.reviewed_at else { continue };
+        out.push(Approved {
+            approved_at: at,
+            outcomes: outcomes(kind, i)?,
+        });
+    }
+    Ok(out)
+}
+
+fn site_kind(site: &SiteRow) -> Result<SiteKind> {
+    SiteKind::from_key(&site.kind).ok_or_else(|| StorageError::Corrupt {
+        id: site.id.clone(),
+        reason: format!("unknown site kind {:?}", site.kind),
+    })
+}
+
+/// Coverage rows for `area` in `period`. `progress` is told the number of
+/// sites and findings read so far.
+pub fn coverage_rows(
+    src: &dyn Reports,
+    defs: &Indicators,
+    divisions: &Divisions,
+    area: &str,
+    period: Period,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Vec<CoverageRow>> {
+    let mut cov = Coverage::new(defs, period);
+    let mut n = 0u64;
+    src.scan_sites(area, &mut |site| {
+        let kind = site_kind(&site)?;
+        let attributes = json_map("attributes", &site.id, &site.attributes)?;
+        let approved = approved(kind, &site)?;
+        cov.add_site(&SiteFacts {
+            kind,
+            village_code: &site.village_code,
+            attributes: &attributes,
+            approved: &approved,
+        });
+        n += 1;
+        if n.is_multiple_of(4096) {
+            progress(n);
+        }
+        Ok(())
+    })?;
+    src.scan_findings(area, &mut |f: FindingRow| {
+        let (Some(kind), Some(status)) = (
+            SiteKind::from_key(&f.site_kind),
+            FindingStatus::from_key(&f.status),
+        ) else {
+            return Err(StorageError::Corrupt {
+                reason: format!("site kind {:?} and status {:?}", f.site_kind, f.status),
+                id: f.id,
+            });
+        };
+        cov.add_finding(&FindingFacts {
+            site_kind: kind,
+            village_code: &f.village_code,
+            status,
+            raised_at: f.raised_at,
+            deadline: f.deadline.as_deref(),
+            closed_at: f.closed_at,
+        });
+        n += 1;
+        Ok(())
+    })?;
+    progress(n);
+    Ok(cov.rows(divisions, area))
+}
+
+/// One map feature per site in `area`: its latest inspection's status and
+/// the rule outcomes of its latest approved inspection in `period`.
+pub fn site_features(
+    src: &dyn Reports,
+    area: &str,
+    period: &Period,
+    f: &mut dyn FnMut(SiteFeature) -> Result<()>,
+) -> Result<()> {
+    src.scan_sites(area, &mut |site| {
+        let kind = site_kind(&site)?;
+        let latest = site.inspections.iter().max_by_key(|i| i.started_at);
+        let approved = site
+            .inspections
+            .iter()
+            .filter(|i| i.status == "approved")
+            .filter(|i| i.reviewed_at.is_some_and(|t| period.contains(t)))
+            .max_by_key(|i| i.reviewed_at);
+        let outcomes = match approved {
+            Some(i) => outcomes(kind, i)?,
+            None => BTreeMap::new(),
+        };
+        f(SiteFeature {
+            latest_status: latest.map_or_else(|| "not_inspected".into(), |i| i.status.clone()),
+            latest_approved_at: approved.and_then(|i| i.reviewed_at).map(china_date),
+            outcomes,
+            id: site.id,
+            kind,
+            name: site.name,
+            village_code: site.village_code,
+            lat: site.lat,
+            lon: site.lon,
+        })
+    })
+}
+
+/// Columns of the records export.
+pub const RECORD_COLUMNS: [&str; 22] = [
+    "inspection_id",
+    "site_id",
+    "site_kind",
+    "site_name",
+    "village_code",
+    "village_name",
+    "status",
+    "revision",
+    "template",
+    "inspector",
+    "started_at",
+    "submitted_at",
+    "reviewed_at",
+    "lat",
+    "lon",
+    "accuracy_m",
+    "mock_location",
+    "distance_to_site_m",
+    "photos",
+    "answers",
+    "outcomes",
+    "photo_links",
+];
+
+/// Great-circle distance in metres (spherical Earth, good to 0.5%).
+fn distance_m(a: (f64, f64), b: (f64, f64)) -> f64 {
+    let r = 6_371_000.0_f64;
+    let (la1, lo1, la2, lo2) = (
+        a.0.to_radians(),
+        a.1.to_radians(),
+        b.0.to_radians(),
+        b.1.to_radians(),
+    );
+    let h = ((la2 - la1) / 2.0).sin().powi(2)
+        + la1.cos() * la2.cos() * ((lo2 - lo1) / 2.0).sin().powi(2);
+    2.0 * r * h.sqrt().asin()
+}
+
+fn iso(ms: Option<i64>) -> String {
+    ms.map(|t| {
+        let d = china_date(t);
+        let secs = (t + 8 * 3_600_000).rem_euclid(86_400_000) / 1000;
+        format!(
+            "{d}T{:02}:{:02}:{:02}+08:00",
+            secs / 3600,
+            secs / 60 % 60,
+            secs % 60
+        )
+    })
+    .unwrap_or_default()
+}
+
+fn opt(v: Option<f64>) -> String {
+    v.filter(|x| x.is_finite())
+        .map(|x| x.to_string())
+        .unwrap_or_default()
+}
+
+/// Writes every inspection of `area` as CSV (UTF-8 with a BOM): answers and
+/// rule outcomes as JSON, the distance between the inspection's GPS fix and
+/// the registered site, and links to its photos under `photo_base`
+/// (`{photo_base}/v1/photos/{hash}`). Returns the number of rows.
+pub fn write_records_csv(
+    src: &dyn Reports,
+    divisions: &Divisions,
+    area: &str,
+    photo_base: &str,
+    out: &mut dyn Write,
+    progress: &mut dyn FnMut(u64),
+) -> std::result::Result<u64, ExportError> {
+    let mut buf = std::io::BufWriter::new(out);
+    // Without the byte-order mark Excel reads the UTF-8 as the local code page.
+    buf.write_all("\u{feff}".as_bytes())?;
+    let mut w = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .from_writer(buf);
+    w.write_record(RECORD_COLUMNS)?;
+    let mut n = 0u64;
+    let mut failure: Option<ExportError> = None;
+    let scanned = src.scan_sites(area, &mut |site| {
+        let kind = site_kind(&site)?;
+        let village = divisions
+            .get(&site.village_code)
+            .map_or("", |a| a.name.as_str());
+        for i in &site.inspections {
+            let outcomes = outcomes(kind, i)?;
+            let distance = match (site.lat, site.lon, i.lat, i.lon) {
+                (Some(a), Some(b), Some(c), Some(d)) => Some(distance_m((a, b), (c, d)).round()),
+                _ => None,
+            };
+            let links = src
+                .record_photos(&i.id)?
+                .iter()
+                .map(|h| format!("{photo_base}/v1/photos/{h}"))
+                .collect::<Vec<_>>()
+                .join(" ");
+            let record = [
+                i.id.clone(),
+                site.id.clone(),
+                site.kind.clone(),
+                site.name.clone(),
+                site.village_code.clone(),
+                village.to_owned(),
+                i.status.clone(),
+                i.revision.to_string(),
+                format!("{}@{}", site.kind, i.template_version),
+                i.inspector.clone(),
+                iso(Some(i.started_at)),
+                iso(i.submitted_at),
+                iso(i.reviewed_at),
+                opt(i.lat),
+                opt(i.lon),
+                opt(i.accuracy_m),
+                i.mock_location.to_string(),
+                opt(distance),
+                i.photos.to_string(),
+                i.answers.clone(),
+                serde_json::to_string(&outcomes).unwrap_or_default(),
+                links,
+            ];
+            if let Err(e) = w.write_record(&record) {
+                failure = Some(e.into());
+                return Err(StorageError::Conflict("the export stopped".into()));
+            }
+            n += 1;
+            if n.is_multiple_of(4096) {
+                progress(n);
+            }
+        }
+        Ok(())
+    });
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    scanned.map_err(|e| ExportError::Io(std::io::Error::other(e.to_string())))?;
+    w.flush()?;
+    progress(n);
+    Ok(n)
+}

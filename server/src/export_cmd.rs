@@ -1,0 +1,206 @@
+//! `fieldbook export`: coverage (CSV, XLSX, GeoJSON) and the raw records
+//! export (CSV) from a data folder, with a progress line on a terminal.
+
+use anyhow::{Context, Result, bail};
+use fieldbook_core::model::Divisions;
+use fieldbook_core::model::indicator::{Indicators, Period};
+use fieldbook_core::model::workflow::china_date;
+use fieldbook_server::coverage;
+use fieldbook_server::export;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    what: What,
+}
+
+#[derive(clap::Args, Clone)]
+struct Common {
+    /// Data folder of the server.
+    #[arg(long, default_value = "fieldbook-data")]
+    data: PathBuf,
+    /// Only this division-code prefix (county, township or village code).
+    #[arg(long, default_value = "")]
+    area: String,
+    /// Output file.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(clap::Subcommand)]
+enum What {
+    /// Coverage rates by city, county, township and village, with targets
+    /// (csv, xlsx), or one map feature per site (geojson).
+    Coverage {
+        #[command(flatten)]
+        common: Common,
+        /// Calendar year of the period (default: this year).
+        #[arg(long, conflicts_with = "as_of")]
+        year: Option<i32>,
+        /// Everything approved up to this date, YYYY-MM-DD.
+        #[arg(long)]
+        as_of: Option<String>,
+        /// csv, xlsx or geojson.
+        #[arg(long)]
+        format: String,
+    },
+    /// Every inspection with answers, rule outcomes, GPS, distance to the
+    /// site and photo links (csv).
+    Records {
+        #[command(flatten)]
+        common: Common,
+        /// Base URL photo links start with.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        photo_base: String,
+        /// csv.
+        #[arg(long, default_value = "csv")]
+        format: String,
+    },
+}
+
+/// Parses `--year` / `--as-of` into a period; this year by default.
+pub fn period(year: Option<i32>, as_of: Option<&str>) -> Result<Period> {
+    match (year, as_of) {
+        (Some(y), _) if !(2000..=2100).contains(&y) => bail!("--year {y} is out of range"),
+        (Some(y), _) => Ok(Period::year(y)),
+        (None, Some(d)) if fieldbook_core::model::value::is_iso_date(d) => Ok(Period::as_of(d)),
+        (None, Some(d)) => bail!("--as-of {d:?} is not a date written YYYY-MM-DD"),
+        (None, None) => {
+            let today = china_date((fieldbook_core::store::system_clock())());
+            let y = today.get(..4).and_then(|y| y.parse().ok()).unwrap_or(2025);
+            Ok(Period::year(y))
+        }
+    }
+}
+
+/// A progress line on standard error when it is a terminal; silent when
+/// the output goes to a log.
+pub struct ProgressLine {
+    what: &'static str,
+    on: bool,
+}
+
+impl ProgressLine {
+    pub fn new(what: &'static str) -> ProgressLine {
+        ProgressLine {
+            what,
+            on: std::io::stderr().is_terminal(),
+        }
+    }
+
+    pub fn tick(&self, n: u64) {
+        if self.on {
+            eprint!("\r{}: {n}", self.what);
+        }
+    }
+
+    pub fn done(&self, n: u64) {
+        if self.on {
+            eprintln!("\r{}: {n}, done", self.what);
+        }
+    }
+}
+
+fn check_area(area: &str) -> Result<()> {
+    if !area.is_empty() && !fieldbook_core::model::area::is_code(area) {
+        bail!("--area {area:?} is not a division code (4, 6, 9 or 12 digits)");
+    }
+    Ok(())
+}
+
+pub fn run(args: Args) -> Result<()> {
+    match args.what {
+        What::Coverage {
+            common,
+            year,
+            as_of,
+            format,
+        } => {
+            check_area(&common.area)?;
+            let period = period(year, as_of.as_deref())?;
+            let storage = crate::serve::open_storage(&common.data)?;
+            let file = std::fs::File::create(&common.out)
+                .with_context(|| format!("cannot create {}", common.out.display()))?;
+            let defs = Indicators::builtin();
+            let divisions = Divisions::luoyang();
+            let written = match format.as_str() {
+                "csv" | "xlsx" => {
+                    let reading = ProgressLine::new("sites and findings read");
+                    let rows = coverage::coverage_rows(
+                        storage.as_ref(),
+                        defs,
+                        divisions,
+                        &common.area,
+                        period,
+                        &mut |n| reading.tick(n),
+                    )?;
+                    let writing = ProgressLine::new("rows written");
+                    let n = if format == "csv" {
+                        export::write_coverage_csv(rows.into_iter(), defs, file, &mut |n| {
+                            writing.tick(n)
+                        })?
+                    } else {
+                        export::write_coverage_xlsx(rows.into_iter(), defs, file, &mut |n| {
+                            writing.tick(n)
+                        })?
+                    };
+                    writing.done(n);
+                    n
+                }
+                "geojson" => {
+                    let writing = ProgressLine::new("sites written");
+                    // The scan pushes features; the writer pulls them. A
+                    // bounded channel between the two keeps memory flat.
+                    let (tx, rx) = std::sync::mpsc::sync_channel(1024);
+                    let area = common.area.clone();
+                    let scan_storage = storage.clone();
+                    let scan = std::thread::spawn(move || {
+                        coverage::site_features(scan_storage.as_ref(), &area, &period, &mut |f| {
+                            tx.send(f).map_err(|_| {
+                                fieldbook_server::storage::StorageError::Conflict(
+                                    "the export stopped".into(),
+                                )
+                            })
+                        })
+                    });
+                    let n = export::write_sites_geojson(rx.into_iter(), file, &mut |n| {
+                        writing.tick(n)
+                    })?;
+                    scan.join()
+                        .map_err(|_| anyhow::anyhow!("the site scan failed"))??;
+                    writing.done(n);
+                    n
+                }
+                other => bail!("--format {other:?}: coverage exports are csv, xlsx or geojson"),
+            };
+            eprintln!("wrote {written} rows to {}", common.out.display());
+        }
+        What::Records {
+            common,
+            photo_base,
+            format,
+        } => {
+            check_area(&common.area)?;
+            if format != "csv" {
+                bail!("--format {format:?}: the records export is csv");
+            }
+            let storage = crate::serve::open_storage(&common.data)?;
+            let mut file = std::fs::File::create(&common.out)
+                .with_context(|| format!("cannot create {}", common.out.display()))?;
+            let writing = ProgressLine::new("inspections written");
+            let n = coverage::write_records_csv(
+                storage.as_ref(),
+                Divisions::luoyang(),
+                &common.area,
+                photo_base.trim_end_matches('/'),
+                &mut file,
+                &mut |n| writing.tick(n),
+            )?;
+            writing.done(n);
+            eprintln!("wrote {n} inspections to {}", common.out.display());
+        }
+    }
+    Ok(())
+}

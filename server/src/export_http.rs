@@ -1,0 +1,288 @@
+//! Exports over HTTP for county offices: the same coverage and records
+//! files as `fieldbook export`, streamed as they are written.
+//!
+//! `GET /v1/exports/coverage?format=csv|xlsx|geojson&area=CODE&year=Y|as_of=DATE`
+//! and `GET /v1/exports/records?area=CODE`. County-office users and admins
+//! only, and only inside their areas: without `area` a user with exactly
+//! one area gets that one. The file is produced on a blocking thread that
+//! writes into a bounded channel the response body drains, so a million
+//! rows cost a few chunks of memory, and a client that goes away stops the
+//! export at the next chunk.
+
+use crate::app::{AppState, Auth, require};
+use crate::error::AppError;
+use crate::storage::Storage;
+use crate::{coverage, export};
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Query, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use fieldbook_core::model::indicator::{Indicators, Period};
+use fieldbook_core::model::workflow::china_date;
+use fieldbook_core::model::{Divisions, Role};
+use serde::Deserialize;
+use std::io::Write;
+use std::sync::Arc;
+
+/// Bytes per chunk sent to the client.
+const CHUNK_BYTES: usize = 64 << 10;
+/// Chunks buffered between the writer thread and the connection.
+const CHUNKS_QUEUED: usize = 8;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/exports/coverage", get(coverage_export))
+        .route("/v1/exports/records", get(records_export))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CoverageQuery {
+    pub format: String,
+    pub area: Option<String>,
+    pub year: Option<i32>,
+    pub as_of: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordsQuery {
+    pub area: Option<String>,
+}
+
+/// The area to export: the asked one if the user covers it, else the
+/// user's only area.
+fn area_for(s: &crate::storage::Session, asked: Option<String>) -> Result<String, AppError> {
+    match asked {
+        Some(a) => {
+            if !fieldbook_core::model::area::is_code(&a) {
+                return Err(AppError::BadRequest(format!(
+                    "area {a:?} is not a division code"
+                )));
+            }
+            if !s.pusher.covers(&a) {
+                return Err(AppError::Forbidden(format!(
+                    "area {a} is outside this user's areas"
+                )));
+            }
+            Ok(a)
+        }
+        None => match s.pusher.areas.as_slice() {
+            [only] => Ok(only.clone()),
+            _ => Err(AppError::BadRequest(
+                "this user has several areas: name one with area=CODE".into(),
+            )),
+        },
+    }
+}
+
+fn period(q: &CoverageQuery, now: i64) -> Result<Period, AppError> {
+    match (q.year, q.as_of.as_deref()) {
+        (Some(_), Some(_)) => Err(AppError::BadRequest("give year or as_of, not both".into())),
+        (Some(y), None) if (2000..=2100).contains(&y) => Ok(Period::year(y)),
+        (Some(y), None) => Err(AppError::BadRequest(format!("year {y} is out of range"))),
+        (None, Some(d)) if fieldbook_core::model::value::is_iso_date(d) => Ok(Period::as_of(d)),
+        (None, Some(d)) => Err(AppError::BadRequest(format!(
+            "as_of {d:?} is not a date written YYYY-MM-DD"
+        ))),
+        (None, None) => {
+            let y = china_date(now)
+                .get(..4)
+                .and_then(|y| y.parse().ok())
+                .unwrap_or(2025);
+            Ok(Period::year(y))
+        }
+    }
+}
+
+/// A `Write` that hands full chunks to the response body.
+struct ChunkWriter {
+    tx: tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
+    buf: Vec<u8>,
+}
+
+impl ChunkWriter {
+    fn send(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::replace(
+            &mut self.buf,
+            Vec::with_capacity(CHUNK_BYTES),
+        ));
+        self.tx
+            .blocking_send(Ok(chunk))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client went away"))
+    }
+}
+
+impl Write for ChunkWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= CHUNK_BYTES {
+            self.send()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.send()
+    }
+}
+
+/// Streams what `produce` writes as the response body. A failure after
+/// the first byte can only cut the body short: the client sees a
+/// truncated transfer rather than a file that looks whole.
+fn stream(
+    content_type: &'static str,
+    file_name: String,
+    produce: impl FnOnce(&mut ChunkWriter) -> Result<(), String> + Send + 'static,
+) -> Response {
+    let (tx, rx) = tokio::sync::mpsc::channel(CHUNKS_QUEUED);
+    let error_tx = tx.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut w = ChunkWriter {
+            tx,
+            buf: Vec::with_capacity(CHUNK_BYTES),
+        };
+        let done = produce(&mut w).and_then(|()| w.flush().map_err(|e| e.to_string()));
+        if let Err(e) = done {
+            let _ = error_tx.blocking_send(Err(std::io::Error::other(e)));
+        }
+    });
+    let body = Body::from_stream(ChunkStream(rx));
+    let mut resp = body.into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{file_name}\"")) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    resp
+}
+
+/// The response body: the chunks the writer thread sends.
+struct ChunkStream(tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>);
+
+impl futures_core::Stream for ChunkStream {
+    type Item = Result<Bytes, std::io::Error>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.0.poll_recv(cx)
+    }
+}
+
+async fn coverage_export(
+    State(st): State<AppState>,
+    Auth(s): Auth,
+    Query(q): Query<CoverageQuery>,
+) -> Result<Response, AppError> {
+    require(&s, &[Role::CountyOffice, Role::Admin], "export coverage")?;
+    let area = area_for(&s, q.area.clone())?;
+    let period = period(&q, st.now())?;
+    let storage: Arc<dyn Storage> = st.storage.clone();
+    st.audit(
+        &s.pusher.user,
+        Some(&s.pusher.device),
+        "export",
+        format!("coverage {} {area}", q.format),
+    )
+    .await?;
+    let name = format!("coverage-{area}-{}", period.to);
+    Ok(match q.format.as_str() {
+        "csv" | "xlsx" => {
+            let xlsx = q.format == "xlsx";
+            stream(
+                if xlsx {
+                    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+                } else {
+                    "text/csv; charset=utf-8"
+                },
+                format!("{name}.{}", q.format),
+                move |w| {
+                    let defs = Indicators::builtin();
+                    let rows = coverage::coverage_rows(
+                        storage.as_ref() as &dyn crate::storage::reports::Reports,
+                        defs,
+                        Divisions::luoyang(),
+                        &area,
+                        period,
+                        &mut |_| {},
+                    )
+                    .map_err(|e| e.to_string())?;
+                    let written = if xlsx {
+                        export::write_coverage_xlsx(rows.into_iter(), defs, w, &mut |_| {})
+                    } else {
+                        export::write_coverage_csv(rows.into_iter(), defs, w, &mut |_| {})
+                    };
+                    written.map(|_| ()).map_err(|e| e.to_string())
+                },
+            )
+        }
+        "geojson" => stream(
+            "application/geo+json",
+            format!("{name}.geojson"),
+            move |w| {
+                let (tx, rx) = std::sync::mpsc::sync_channel(1024);
+                let scan = std::thread::spawn(move || {
+                    coverage::site_features(
+                        storage.as_ref() as &dyn crate::storage::reports::Reports,
+                        &area,
+                        &period,
+                        &mut |f| {
+                            tx.send(f).map_err(|_| {
+                                crate::storage::StorageError::Conflict("the export stopped".into())
+                            })
+                        },
+                    )
+                });
+                let written = export::write_sites_geojson(rx.into_iter(), w, &mut |_| {});
+                let scanned = scan.join().map_err(|_| "the site scan failed".to_owned())?;
+                scanned.map_err(|e| e.to_string())?;
+                written.map(|_| ()).map_err(|e| e.to_string())
+            },
+        ),
+        other => {
+            return Err(AppError::BadRequest(format!(
+                "format {other:?}: coverage exports are csv, xlsx or geojson"
+            )));
+        }
+    })
+}
+
+async fn records_export(
+    State(st): State<AppState>,
+    Auth(s): Auth,
+    Query(q): Query<RecordsQuery>,
+) -> Result<Response, AppError> {
+    require(&s, &[Role::CountyOffice, Role::Admin], "export records")?;
+    let area = area_for(&s, q.area)?;
+    let storage: Arc<dyn Storage> = st.storage.clone();
+    st.audit(
+        &s.pusher.user,
+        Some(&s.pusher.device),
+        "export",
+        format!("records {area}"),
+    )
+    .await?;
+    Ok(stream(
+        "text/csv; charset=utf-8",
+        format!("records-{area}.csv"),
+        move |w| {
+            coverage::write_records_csv(
+                storage.as_ref() as &dyn crate::storage::reports::Reports,
+                Divisions::luoyang(),
+                &area,
+                "",
+                w,
+                &mut |_| {},
+            )
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+        },
+    ))
+}
