@@ -1,36 +1,61 @@
 //! `fieldbook demo`: the newcomer's first command.
 //!
-//! Until the sync server lands, the demo runs the phone core on its own: an
-//! inspector's store and a supervisor's store for one Luoyang township, a
-//! generated site registry, inspections filled offline, changes carried
-//! between the two stores the way sync will carry them, a review, and a
-//! table of what each side holds. Seeded and reproducible.
+//! One run shows the whole system on real Luoyang divisions: a generated
+//! site registry, a real server on 127.0.0.1 with embedded SQLite in a fresh
+//! folder, simulated inspectors (each a real phone store) filling in
+//! checklists of every kind offline and syncing through a connection that
+//! drops requests, a supervisor approving and returning, and the coverage
+//! table county offices report, written as CSV and XLSX. The server is left
+//! running with its address and logins printed (`--exit` stops instead).
+//! Seeded: the same seed gives the same registry, visits and answers.
 
-use anyhow::{Context, Result};
-use fieldbook_core::model::{Divisions, GpsFix, Level, Role, SiteKind, Value, area};
-use fieldbook_core::store::{Identity, IncomingRecord, InspectionFilter, NewSite, Store};
+use anyhow::{Context, Result, bail};
+use fieldbook_core::model::indicator::{Indicators, Period};
+use fieldbook_core::model::template::FieldType;
+use fieldbook_core::model::{Divisions, GpsFix, InspectionStatus, Level, SiteKind, Value, area};
+use fieldbook_core::photo::PhotoInput;
+use fieldbook_core::store::{InspectionFilter, SiteFilter, Store};
+use fieldbook_core::sync::faults::LossyTransport;
+use fieldbook_server::app::{AppState, NewUser, app, create_user_record};
+use fieldbook_server::registry_gen::{RegistryOptions, generate};
+use fieldbook_server::storage::Storage;
+use fieldbook_server::{coverage, export, sim};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Folder for the demo's stores (default: a new temporary folder).
+    /// Data folder (default: a new temporary folder, removed on exit).
     #[arg(long)]
     data: Option<PathBuf>,
-    /// Township-level division code to work in (default: 三川镇, Luanchuan).
-    #[arg(long, default_value = "410324104")]
-    township: String,
-    /// Household toilets to inspect.
+    /// Address to serve on.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: String,
+    /// Simulated inspectors, one per township.
+    #[arg(long, default_value_t = 12)]
+    phones: usize,
+    /// Inspections per inspector.
     #[arg(long, default_value_t = 40)]
     inspections: usize,
-    /// Seed for the generated answers.
+    /// Share of requests and responses the network drops or cuts.
+    #[arg(long, default_value_t = 0.2)]
+    loss: f64,
     #[arg(long, default_value_t = 7)]
     seed: u64,
+    /// Stop the server at the end instead of leaving it running.
+    #[arg(long)]
+    exit: bool,
 }
 
-/// A small deterministic generator (xorshift), enough for demo data.
+/// xorshift: enough for demo choices, the same on every machine.
 struct Rng(u64);
 
 impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
     fn next(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
@@ -38,240 +63,509 @@ impl Rng {
         self.0
     }
 
-    fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
     }
 }
 
-pub fn run(args: Args) -> Result<()> {
-    let divisions = Divisions::luoyang();
-    let township = divisions
-        .get(&args.township)
-        .filter(|a| a.level == Level::Township)
-        .with_context(|| format!("{} is not a Luoyang township code", args.township))?;
-    let villages: Vec<_> = divisions
-        .within(&township.code, Level::Village)
-        .into_iter()
-        .filter(|v| area::is_rural_village(&v.code))
-        .collect();
-    anyhow::ensure!(
-        !villages.is_empty(),
-        "{} has no rural villages",
-        township.name
-    );
+fn step(started: Instant, text: impl std::fmt::Display) {
+    println!("[{:5.1}s] {text}", started.elapsed().as_secs_f64());
+}
 
-    let tmp;
-    let root = match &args.data {
-        Some(d) => d.clone(),
-        None => {
-            tmp = tempfile::tempdir()?;
-            tmp.path().to_owned()
+/// Rules whose holding is bad news (they raise findings).
+const BAD_RULES: [&str; 4] = ["problem", "hazard", "black_odorous", "influent_bod_high"];
+
+/// Answers a field may take, the template's usual good one first.
+fn candidates(ty: &FieldType, rng: &mut Rng) -> Vec<Value> {
+    match ty {
+        FieldType::YesNo => vec![Value::Bool(true), Value::Bool(false)],
+        FieldType::Choice { options } => {
+            options.iter().map(|o| Value::Text(o.key.clone())).collect()
         }
-    };
-    let scope = vec![township.code.clone()];
-    let mut phone = Store::open(
-        &root.join("phone"),
-        Identity {
-            user: "demo.inspector".into(),
-            role: Role::Inspector,
-            areas: scope.clone(),
-            device: "demo-phone".into(),
+        FieldType::Number {
+            min, max, integer, ..
+        } => {
+            let lo = min.unwrap_or(0.0);
+            let hi = max.unwrap_or(lo + 100.0).min(lo + 1000.0);
+            let v = lo + (hi - lo) * (0.1 + 0.3 * rng.unit());
+            let v = if *integer {
+                v.round()
+            } else {
+                (v * 10.0).round() / 10.0
+            };
+            vec![Value::Number(v), Value::Number(lo)]
+        }
+        FieldType::Text { .. } => vec![Value::Text("现场核实".into())],
+        FieldType::Date => vec![Value::Text("2026-12-31".into())],
+        FieldType::Photo => Vec::new(),
+    }
+}
+
+/// How good a set of answers looks: good rules holding minus bad ones.
+fn score(t: &fieldbook_core::model::Template, answers: &BTreeMap<String, Value>) -> i32 {
+    t.rule_outcomes(answers)
+        .iter()
+        .filter(|(_, holds)| *holds)
+        .map(|(id, _)| {
+            if BAD_RULES.contains(&id.as_str()) {
+                -1
+            } else {
+                1
+            }
+        })
+        .sum()
+}
+
+/// Answers for an inspection: most sites are in good order (each field
+/// set to the value that makes the template's good rules hold), some are
+/// not (random values), so the coverage table has something to show.
+fn choose_answers(t: &fieldbook_core::model::Template, rng: &mut Rng) -> BTreeMap<String, Value> {
+    let good = rng.unit() < 0.8;
+    let mut answers: BTreeMap<String, Value> = BTreeMap::new();
+    // A few passes: answers reveal conditional fields, and a field's best
+    // value can depend on fields after it.
+    for _ in 0..3 {
+        for f in &t.fields {
+            if !t.is_visible(&f.key, &answers) {
+                answers.remove(&f.key);
+                continue;
+            }
+            // Optional fields (lab values, notes) are mostly left empty, as
+            // in the field; a careless visit fills some at random.
+            if !f.required && (good || rng.unit() < 0.5) && !answers.contains_key(&f.key) {
+                continue;
+            }
+            let options: Vec<Value> = candidates(&f.ty, rng)
+                .into_iter()
+                .filter(|v| t.check_value(&f.key, v).is_ok())
+                .collect();
+            if options.is_empty() {
+                continue;
+            }
+            let pick = if good {
+                let mut best = (i32::MIN, 0);
+                for (i, v) in options.iter().enumerate() {
+                    let mut trial = answers.clone();
+                    trial.insert(f.key.clone(), v.clone());
+                    let s = score(t, &trial);
+                    if s > best.0 {
+                        best = (s, i);
+                    }
+                }
+                best.1
+            } else if answers.contains_key(&f.key) {
+                continue;
+            } else {
+                (rng.next() % options.len() as u64) as usize
+            };
+            answers.insert(f.key.clone(), options[pick].clone());
+        }
+    }
+    let snapshot = answers.clone();
+    answers.retain(|k, _| t.is_visible(k, &snapshot));
+    answers
+}
+
+/// Fills in inspection `id` from its template the way an inspector would:
+/// answers for the visible fields, the photos they ask for, the position.
+fn fill(
+    store: &mut Store,
+    id: &str,
+    kind: SiteKind,
+    at: Option<fieldbook_core::model::GeoPoint>,
+    rng: &mut Rng,
+) -> Result<()> {
+    let t = store
+        .templates()
+        .latest(kind)
+        .context("no template for the site kind")?
+        .clone();
+    let answers = choose_answers(&t, rng);
+    let list: Vec<(String, Value)> = answers.clone().into_iter().collect();
+    store.set_answers(id, &list)?;
+    for f in &t.fields {
+        for _ in 0..t.photos_needed(&f.key, &answers) {
+            let png = sim::generated_photo(rng.next());
+            store.add_photo(id, PhotoInput::Bytes(&png), Some(&f.key))?;
+        }
+    }
+    let p = at.unwrap_or(fieldbook_core::model::GeoPoint {
+        lat: 34.6,
+        lon: 112.4,
+    });
+    store.set_location(
+        id,
+        GpsFix {
+            lat: p.lat + (rng.unit() - 0.5) * 0.0004,
+            lon: p.lon + (rng.unit() - 0.5) * 0.0004,
+            accuracy_m: 4.0 + 20.0 * rng.unit(),
+            at: 0,
+            mock: false,
         },
     )?;
-    let mut desk = Store::open(
-        &root.join("supervisor"),
-        Identity {
-            user: "demo.supervisor".into(),
-            role: Role::Supervisor,
-            areas: scope,
-            device: "demo-desk".into(),
-        },
-    )?;
-    println!(
-        "Fieldbook demo — {} ({} rural villages)",
-        divisions.path_name(&township.code).unwrap_or_default(),
-        villages.len()
-    );
-    println!("stores in {}", root.display());
-
-    let mut rng = Rng(args.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
-    let mut inspections = Vec::new();
-    for n in 0..args.inspections {
-        let village = villages[n % villages.len()];
-        let site = phone.add_site(NewSite {
-            kind: SiteKind::HouseholdToilet,
-            name: format!("{}第{}户厕 (generated)", village.name, n + 1),
-            village_code: village.code.clone(),
-            location: None,
-            attributes: Default::default(),
-        })?;
-        let id = phone.start_inspection(&site)?;
-        let sanitary = rng.chance(80);
-        let answers: Vec<(String, Value)> = [
-            ("toilet_type", Value::from("three_chamber")),
-            (
-                "usage",
-                Value::from(if sanitary { "in_use" } else { "idle" }),
-            ),
-            ("enclosure_ok", Value::Bool(true)),
-            ("clean_no_odor", Value::Bool(sanitary || rng.chance(50))),
-            (
-                "tank_condition",
-                Value::from(if sanitary { "intact" } else { "seeping" }),
-            ),
-            ("pipe_condition", Value::from("normal")),
-            ("lid_sealed", Value::Bool(true)),
-            ("emptying", Value::from("on_time")),
-            ("effluent_to", Value::from("field_reuse")),
-            ("old_toilet_removed", Value::Bool(rng.chance(90))),
-            ("aftercare_arranged", Value::Bool(rng.chance(85))),
-            (
-                "satisfaction",
-                Value::from(if sanitary {
-                    "satisfied"
-                } else {
-                    "dissatisfied"
-                }),
-            ),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
-        phone.set_answers(&id, &answers)?;
-        for p in 0..3u64 {
-            let h = rng.next();
-            phone.add_photo_ref(
-                &id,
-                fieldbook_core::model::PhotoRef {
-                    hash: format!(
-                        "{h:016x}{:016x}{:016x}{p:016x}",
-                        h.rotate_left(7),
-                        h.rotate_left(19)
-                    ),
-                    field: Some(if p == 2 { "tank_condition" } else { "photos" }.into()),
-                    bytes: 180_000 + rng.next() % 120_000,
-                    width: 1600,
-                    height: 1200,
-                    phash: format!("{:016x}", rng.next()),
-                    taken_at: None,
-                    gps: None,
-                    added_at: 0,
-                },
-            )?;
-        }
-        phone.set_location(
-            &id,
-            GpsFix {
-                lat: 33.8 + (rng.next() % 1000) as f64 / 1e4,
-                lon: 111.5 + (rng.next() % 1000) as f64 / 1e4,
-                accuracy_m: 5.0 + (rng.next() % 20) as f64,
-                at: 0,
-                mock: false,
-            },
-        )?;
-        phone.submit(&id)?;
-        inspections.push(id);
-    }
-    let up = carry(&mut phone, &mut desk)?;
-    println!(
-        "\ninspector: {} inspections filled offline, {up} changes carried to the supervisor",
-        inspections.len()
-    );
-
-    let (mut approved, mut returned) = (0, 0);
-    for id in &inspections {
-        let view = desk.inspection_view(id)?;
-        if view.outcomes.iter().any(|(r, ok)| r == "problem" && *ok) {
-            desk.return_inspection(
-                id,
-                "发现问题厕所，请补充整改情况 / problem toilet: add the rectification plan",
-            )?;
-            returned += 1;
-        } else {
-            desk.approve(id, None)?;
-            approved += 1;
-        }
-    }
-    let down = carry(&mut desk, &mut phone)?;
-    println!("supervisor: {approved} approved, {returned} returned; {down} changes carried back");
-
-    println!(
-        "\n{} {:>9} {:>9} {:>9} {:>9}",
-        pad("village", 30),
-        "draft",
-        "submitted",
-        "returned",
-        "approved"
-    );
-    for v in &villages {
-        let rows = phone.list_inspections(&InspectionFilter {
-            area: Some(v.code.clone()),
-            ..Default::default()
-        })?;
-        if rows.is_empty() {
-            continue;
-        }
-        let count = |s: &str| rows.iter().filter(|r| r.status.key() == s).count();
-        // NBS village names repeat the county and township names.
-        let county = township
-            .parent
-            .as_deref()
-            .and_then(|c| divisions.get(c))
-            .map_or("", |c| c.name.as_str());
-        let name = v
-            .name
-            .trim_start_matches(county)
-            .trim_start_matches(township.name.as_str());
-        println!(
-            "{} {:>9} {:>9} {:>9} {:>9}",
-            pad(name, 30),
-            count("draft"),
-            count("submitted"),
-            count("returned"),
-            count("approved")
-        );
-    }
-    let pending = phone.pending_counts()?;
-    println!(
-        "\nphone outbox: {} changes; photos waiting for upload: {}",
-        pending.changes, pending.photos
-    );
     Ok(())
 }
 
-/// Pads to `cols` terminal columns, counting CJK characters as two.
-fn pad(s: &str, cols: usize) -> String {
-    let width: usize = s
-        .chars()
-        .map(|c| if (c as u32) >= 0x1100 { 2 } else { 1 })
-        .sum();
-    format!("{s}{}", " ".repeat(cols.saturating_sub(width)))
+fn random_password(rng: &mut Rng) -> String {
+    format!("{:016x}{:08x}", rng.next(), rng.next() as u32)
 }
 
-/// Carries every pending change of `from` into `to` and acknowledges it, as
-/// the sync server will.
-fn carry(from: &mut Store, to: &mut Store) -> Result<usize> {
-    let mut total = 0;
-    loop {
-        let batch = from.outbox_batch(500, 1 << 20)?;
-        if batch.is_empty() {
-            return Ok(total);
+/// Columns `s` takes on a terminal: CJK characters take two.
+fn width(s: &str) -> usize {
+    s.chars().map(|c| if c.is_ascii() { 1 } else { 2 }).sum()
+}
+
+fn pad_left(s: &str, w: usize) -> String {
+    format!("{}{s}", " ".repeat(w.saturating_sub(width(s))))
+}
+
+fn pad_right(s: &str, w: usize) -> String {
+    format!("{s}{}", " ".repeat(w.saturating_sub(width(s))))
+}
+
+fn percent(r: Option<f64>) -> String {
+    r.map_or_else(|| "—".into(), |r| format!("{:.1}%", r * 100.0))
+}
+
+pub fn run(args: Args) -> Result<()> {
+    if !(0.0..=0.9).contains(&args.loss) {
+        bail!("--loss must be between 0 and 0.9");
+    }
+    let started = Instant::now();
+    let (dir, temp) = match &args.data {
+        Some(d) => (d.clone(), None),
+        None => {
+            let t = tempfile::Builder::new()
+                .prefix("fieldbook-demo-")
+                .tempdir()?;
+            (t.path().to_owned(), Some(t))
         }
-        let records: Vec<IncomingRecord> = batch
+    };
+    step(started, format_args!("data folder {}", dir.display()));
+    let divisions = Divisions::luoyang();
+    let villages = divisions.within("4103", Level::Village);
+    step(
+        started,
+        format_args!(
+            "Luoyang divisions: {} counties, {} townships, {} villages ({} rural)",
+            divisions.within("4103", Level::County).len(),
+            divisions.within("4103", Level::Township).len(),
+            villages.len(),
+            villages
+                .iter()
+                .filter(|v| area::is_rural_village(&v.code))
+                .count()
+        ),
+    );
+
+    let storage = crate::serve::open_storage(&dir)?;
+    let now = (fieldbook_core::store::system_clock())();
+    let registry = generate(
+        divisions,
+        &RegistryOptions {
+            seed: args.seed,
+            ..RegistryOptions::default()
+        },
+        now,
+    );
+    let added = storage.import_sites(&registry, "demo", now)?;
+    let mut by_kind: BTreeMap<&str, usize> = BTreeMap::new();
+    for s in &registry {
+        *by_kind.entry(s.kind.label_zh()).or_default() += 1;
+    }
+    step(
+        started,
+        format_args!(
+            "generated registry: {} sites ({added} new): {}",
+            registry.len(),
+            by_kind
+                .iter()
+                .map(|(k, n)| format!("{k} {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    );
+
+    // Users: an admin, a county office, a supervisor, one inspector per
+    // township with a seat (chosen by the seed).
+    let mut rng = Rng::new(args.seed);
+    let password = random_password(&mut rng);
+    let mut townships: Vec<String> = divisions
+        .within("4103", Level::Township)
+        .into_iter()
+        .filter(|t| area::has_township_seat(&t.code))
+        .map(|t| t.code.clone())
+        .collect();
+    for i in (1..townships.len()).rev() {
+        townships.swap(i, (rng.next() % (i as u64 + 1)) as usize);
+    }
+    townships.truncate(args.phones.max(1));
+    let add_user = |name: &str, role: &str, areas: Vec<String>| {
+        create_user_record(
+            storage.as_ref(),
+            &NewUser {
+                name: name.into(),
+                password: password.clone(),
+                role: role.into(),
+                areas,
+            },
+            now,
+        )
+        .or_else(|e| match e {
+            // A kept data folder already has the users.
+            fieldbook_server::error::AppError::Conflict(_) => Ok(()),
+            e => Err(e),
+        })
+        .map_err(|e| anyhow::anyhow!("{e}"))
+    };
+    add_user("admin", "admin", vec!["4103".into()])?;
+    add_user("county", "county_office", vec!["4103".into()])?;
+    add_user("supervisor", "supervisor", townships.clone())?;
+    for t in &townships {
+        add_user(&format!("inspector-{t}"), "inspector", vec![t.clone()])?;
+    }
+
+    // The server, on its own runtime thread.
+    let state = AppState::new(storage.clone(), dir.join("photos"))?;
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let listen = args.listen.clone();
+    let server = std::thread::spawn(move || -> Result<()> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .max_blocking_threads(8)
+            .enable_all()
+            .build()?;
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind(&listen)
+                .await
+                .with_context(|| format!("cannot listen on {listen}"))?;
+            let _ = addr_tx.send(listener.local_addr()?);
+            axum::serve(listener, app(state))
+                .with_graceful_shutdown(async {
+                    let _ = stop_rx.await;
+                })
+                .await?;
+            Ok(())
+        })
+    });
+    let addr = addr_rx
+        .recv()
+        .map_err(|_| anyhow::anyhow!("the server did not start"))?;
+    let url = format!("http://{addr}");
+    step(started, format_args!("server listening on {url}"));
+
+    // Inspectors, offline, then syncing through a lossy connection.
+    let patience = Duration::from_secs(120);
+    let work = dir.join("phones");
+    let results: Vec<Result<(usize, usize, u64)>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = townships
             .iter()
-            .map(|e| IncomingRecord {
-                doc_id: e.doc_id.clone(),
-                kind: e.kind,
-                data: e.bytes.clone(),
+            .enumerate()
+            .map(|(p, township)| {
+                let (url, work, password) = (&url, &work, &password);
+                let args = &args;
+                scope.spawn(move || -> Result<(usize, usize, u64)> {
+                    let user = format!("inspector-{township}");
+                    let (mut store, t) = sim::login(
+                        url,
+                        &work.join(&user),
+                        &user,
+                        password,
+                        &format!("{user}-phone"),
+                    )?;
+                    let seed = args.seed.wrapping_mul(1000).wrapping_add(p as u64);
+                    let mut t = LossyTransport::new(t, args.loss, seed);
+                    sim::sync_patiently(&mut store, &mut t, seed, patience)?;
+                    let mut sites = store.list_sites(&SiteFilter {
+                        limit: Some(10_000),
+                        ..SiteFilter::default()
+                    })?;
+                    let mut rng = Rng::new(seed);
+                    for i in (1..sites.len()).rev() {
+                        sites.swap(i, (rng.next() % (i as u64 + 1)) as usize);
+                    }
+                    // Facilities first, as a township's inspection round
+                    // goes; household toilets fill the rest of the day.
+                    sites.sort_by_key(|s| s.kind == SiteKind::HouseholdToilet);
+                    let (mut submitted, mut drafts) = (0, 0);
+                    for s in sites.iter().take(args.inspections) {
+                        let id = store.start_inspection(&s.id)?;
+                        fill(&mut store, &id, s.kind, s.location, &mut rng)?;
+                        if store.submit(&id).is_ok() {
+                            submitted += 1;
+                        } else {
+                            drafts += 1;
+                        }
+                    }
+                    let summary = sim::sync_patiently(&mut store, &mut t, seed ^ 1, patience)?;
+                    Ok((submitted, drafts, u64::from(summary.retries)))
+                })
             })
             .collect();
-        let report = to.apply_remote(&records, &[])?;
-        anyhow::ensure!(
-            report.rejected.is_empty(),
-            "changes refused: {:?}",
-            report.rejected
-        );
-        total += batch.len();
-        from.acknowledge(&batch.into_iter().map(|e| e.hash).collect::<Vec<_>>())?;
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("an inspector thread panicked")))
+            })
+            .collect()
+    });
+    let (mut submitted, mut drafts, mut retries) = (0, 0, 0);
+    for r in results {
+        let (s, d, re) = r?;
+        submitted += s;
+        drafts += d;
+        retries += re;
     }
+    step(
+        started,
+        format_args!(
+            "{} inspectors synced {submitted} submitted inspections and {drafts} drafts through a connection losing {:.0}% of messages ({retries} retries)",
+            townships.len(),
+            args.loss * 100.0
+        ),
+    );
+
+    // The supervisor reviews on a good connection.
+    let (mut desk, mut dt) = sim::login(
+        &url,
+        &work.join("supervisor"),
+        "supervisor",
+        &password,
+        "supervisor-desk",
+    )?;
+    sim::sync_patiently(&mut desk, &mut dt, args.seed, patience)?;
+    let queue = desk.list_inspections(&InspectionFilter {
+        status: Some(InspectionStatus::Submitted),
+        limit: Some(10_000),
+        ..InspectionFilter::default()
+    })?;
+    let (mut approved, mut returned) = (0, 0);
+    for row in &queue {
+        if rng.next().is_multiple_of(5) {
+            desk.return_inspection(&row.id, "请补拍现场照片 / retake the site photos")?;
+            returned += 1;
+        } else {
+            desk.approve(&row.id, None)?;
+            approved += 1;
+        }
+    }
+    sim::sync_patiently(&mut desk, &mut dt, args.seed ^ 2, patience)?;
+    step(
+        started,
+        format_args!("supervisor approved {approved} and returned {returned}"),
+    );
+
+    // Coverage, as the county office reports it.
+    let year: i32 = fieldbook_core::model::workflow::china_date(now)
+        .get(..4)
+        .and_then(|y| y.parse().ok())
+        .unwrap_or(2026);
+    let defs = Indicators::builtin();
+    let rows = coverage::coverage_rows(
+        storage.as_ref(),
+        defs,
+        divisions,
+        "4103",
+        Period::year(year),
+        &mut |_| {},
+    )?;
+    let shown = [
+        ("sanitary_toilet_rate", "卫生厕所"),
+        ("rural_sewage_rate", "污水治理"),
+        ("township_seat_sewage", "驻地污水"),
+        ("garbage_coverage", "垃圾收运"),
+        ("outfall_rectified", "排污口整治"),
+    ];
+    // The table: the city and its counties, then the townships visited.
+    let visited: std::collections::HashSet<&str> = townships.iter().map(String::as_str).collect();
+    let mut areas: Vec<(String, String)> = rows
+        .iter()
+        .filter(|r| {
+            r.level == Level::County
+                || r.level == Level::City
+                || visited.contains(r.area_code.as_str())
+        })
+        .map(|r| (r.area_code.clone(), r.area_name.clone()))
+        .collect();
+    areas.sort_by_key(|(code, _)| (code.len() > 6, code.clone()));
+    areas.dedup();
+    println!();
+    println!(
+        "Coverage {year}: rate / target, from approved inspections only; counties, then the {} townships visited",
+        visited.len()
+    );
+    let mut line = pad_right("区划 area", 22);
+    for (_, h) in shown {
+        line.push_str(&pad_left(h, 14));
+    }
+    println!("{line}");
+    for (code, name) in areas {
+        let mut line = pad_right(&name, 22);
+        for (id, _) in shown {
+            let cell = rows
+                .iter()
+                .find(|r| r.indicator == id && r.area_code == code)
+                .map_or_else(String::new, |r| {
+                    let target = r
+                        .target
+                        .map_or_else(String::new, |t| format!("/{:.0}%", t * 100.0));
+                    format!("{}{target}", percent(r.rate))
+                });
+            line.push_str(&pad_left(&cell, 14));
+        }
+        println!("{line}");
+    }
+    let csv_path = dir.join(format!("coverage-{year}.csv"));
+    let xlsx_path = dir.join(format!("coverage-{year}.xlsx"));
+    export::write_coverage_csv(
+        rows.clone().into_iter(),
+        defs,
+        std::fs::File::create(&csv_path)?,
+        &mut |_| {},
+    )?;
+    export::write_coverage_xlsx(
+        rows.into_iter(),
+        defs,
+        std::fs::File::create(&xlsx_path)?,
+        &mut |_| {},
+    )?;
+    println!();
+    step(
+        started,
+        format_args!("wrote {} and {}", csv_path.display(), xlsx_path.display()),
+    );
+
+    if args.exit {
+        let _ = stop_tx.send(());
+        server
+            .join()
+            .map_err(|_| anyhow::anyhow!("the server thread panicked"))??;
+        drop(temp);
+        return Ok(());
+    }
+    println!();
+    println!("The server keeps running at {url}");
+    println!(
+        "  log in as admin, county, supervisor or inspector-<township code>; password {password}"
+    );
+    println!("  e.g. curl -H 'authorization: Bearer …' '{url}/v1/exports/coverage?format=csv'");
+    println!(
+        "  data in {} (removed when stopped unless --data was given)",
+        dir.display()
+    );
+    println!("Press Ctrl-C to stop.");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let _ = tokio::signal::ctrl_c().await;
+    });
+    let _ = stop_tx.send(());
+    server
+        .join()
+        .map_err(|_| anyhow::anyhow!("the server thread panicked"))??;
+    drop(temp);
+    Ok(())
 }

@@ -95,7 +95,7 @@ fn agent() -> ureq::Agent {
 }
 
 /// Logs in a user from a new store folder; returns the store and transport.
-fn login(
+pub fn login(
     server: &str,
     dir: &std::path::Path,
     user: &str,
@@ -127,7 +127,7 @@ fn login(
 
 /// Runs sync until it succeeds, retrying with backoff while the server is
 /// unreachable or restarting, up to `patience`.
-fn sync_patiently<T: sync::Transport + fieldbook_core::sync::tus::PhotoTransport>(
+pub fn sync_patiently<T: sync::Transport + fieldbook_core::sync::tus::PhotoTransport>(
     store: &mut Store,
     t: &mut T,
     seed: u64,
