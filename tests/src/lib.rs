@@ -191,6 +191,45 @@ impl Phone {
     }
 }
 
+/// Answers that complete a household-toilet inspection; `sanitary` decides
+/// whether the template's `sanitary` rule holds (through the lid).
+pub fn toilet_answers(sanitary: bool) -> Vec<(String, fieldbook_core::model::Value)> {
+    use fieldbook_core::model::Value;
+    [
+        ("toilet_type", Value::from("three_chamber")),
+        ("usage", "in_use".into()),
+        ("enclosure_ok", true.into()),
+        ("clean_no_odor", true.into()),
+        ("tank_condition", "intact".into()),
+        ("pipe_condition", "normal".into()),
+        ("lid_sealed", sanitary.into()),
+        ("emptying", "on_time".into()),
+        ("effluent_to", "field_reuse".into()),
+        ("old_toilet_removed", true.into()),
+        ("aftercare_arranged", true.into()),
+        ("satisfaction", "satisfied".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
+/// A photo reference with a made-up hash `n`, tagged with `field`: for
+/// record-level tests that need a photo count, not a file.
+pub fn photo_ref(n: u64, field: &str) -> fieldbook_core::model::PhotoRef {
+    fieldbook_core::model::PhotoRef {
+        hash: format!("{n:064x}"),
+        field: Some(field.into()),
+        bytes: 1000,
+        width: 1600,
+        height: 1200,
+        phash: format!("{n:016x}"),
+        taken_at: None,
+        gps: None,
+        added_at: 0,
+    }
+}
+
 /// A device token for `user` (with [`PASSWORD`]) from a fresh device.
 pub fn token(server: &TestServer, user: &str, device: &str) -> String {
     let dir = tempfile::tempdir().expect("temp dir");

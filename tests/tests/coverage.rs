@@ -6,12 +6,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly on purpose.
 
 use fieldbook_core::model::indicator::{Indicators, Numerator, Period, Unit};
+use fieldbook_core::model::workflow::china_day_start_ms;
 use fieldbook_core::model::{Divisions, Level, Role, SiteKind, Value};
 use fieldbook_core::store::{SiteFilter, Store};
 use fieldbook_server::coverage::{coverage_rows, write_records_csv};
 use fieldbook_server::registry_gen::{RegistryOptions, generate};
 use fieldbook_server::storage::Storage;
-use fieldbook_tests::{Phone, TestServer, raw_get, token};
+use fieldbook_tests::{Phone, TestServer, photo_ref, raw_get, toilet_answers, token};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -23,56 +24,19 @@ type Approval = (String, BTreeMap<String, bool>);
 
 /// Unix ms of `date` at 10:00 China time.
 fn at(date: &str) -> i64 {
-    let y: i64 = date[..4].parse().unwrap();
-    let m: i64 = date[5..7].parse().unwrap();
-    let d: i64 = date[8..10].parse().unwrap();
-    let (y, m) = if m <= 2 { (y - 1, m + 9) } else { (y, m - 3) };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + (153 * m + 2) / 5 + d - 1;
-    (era * 146_097 + doe - 719_468) * 86_400_000 + 2 * 3_600_000
-}
-
-fn answers(sanitary: bool) -> Vec<(String, Value)> {
-    [
-        ("toilet_type", Value::from("three_chamber")),
-        ("usage", "in_use".into()),
-        ("enclosure_ok", true.into()),
-        ("clean_no_odor", true.into()),
-        ("tank_condition", "intact".into()),
-        ("pipe_condition", "normal".into()),
-        ("lid_sealed", sanitary.into()),
-        ("emptying", "on_time".into()),
-        ("effluent_to", "field_reuse".into()),
-        ("old_toilet_removed", true.into()),
-        ("aftercare_arranged", true.into()),
-        ("satisfaction", "satisfied".into()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect()
-}
-
-fn photo(n: u64) -> fieldbook_core::model::PhotoRef {
-    fieldbook_core::model::PhotoRef {
-        hash: format!("{n:064x}"),
-        field: Some("photos".into()),
-        bytes: 1000,
-        width: 1600,
-        height: 1200,
-        phash: format!("{n:016x}"),
-        taken_at: None,
-        gps: None,
-        added_at: 0,
-    }
+    china_day_start_ms(date).unwrap() + 10 * 3_600_000
 }
 
 /// Fills in an inspection of `site`; submits it when asked.
 fn inspect(store: &mut Store, site: &str, sanitary: bool, submit: bool, n: u64) -> String {
     let id = store.start_inspection(site).unwrap();
-    store.set_answers(&id, &answers(sanitary)).unwrap();
-    store.add_photo_ref(&id, photo(2 * n)).unwrap();
-    store.add_photo_ref(&id, photo(2 * n + 1)).unwrap();
+    store.set_answers(&id, &toilet_answers(sanitary)).unwrap();
+    store
+        .add_photo_ref(&id, photo_ref(2 * n, "photos"))
+        .unwrap();
+    store
+        .add_photo_ref(&id, photo_ref(2 * n + 1, "photos"))
+        .unwrap();
     if submit {
         store.submit(&id).unwrap();
     }

@@ -4,44 +4,10 @@
 use fieldbook_core::model::{GpsFix, InspectionStatus, Role, SiteKind, Value};
 use fieldbook_core::store::{InspectionFilter, NewSite, Store};
 use fieldbook_server::storage::Storage;
-use fieldbook_tests::{Phone, TestServer};
+use fieldbook_tests::{Phone, TestServer, photo_ref, toilet_answers};
 
 const COUNTY: &str = "410324";
 const VILLAGE: &str = "410324100201";
-
-fn toilet_answers() -> Vec<(String, Value)> {
-    [
-        ("toilet_type", Value::from("three_chamber")),
-        ("usage", "in_use".into()),
-        ("enclosure_ok", true.into()),
-        ("clean_no_odor", true.into()),
-        ("tank_condition", "intact".into()),
-        ("pipe_condition", "normal".into()),
-        ("lid_sealed", true.into()),
-        ("emptying", "on_time".into()),
-        ("effluent_to", "field_reuse".into()),
-        ("old_toilet_removed", true.into()),
-        ("aftercare_arranged", true.into()),
-        ("satisfaction", "satisfied".into()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect()
-}
-
-fn photo(n: u64, field: &str) -> fieldbook_core::model::PhotoRef {
-    fieldbook_core::model::PhotoRef {
-        hash: format!("{n:064x}"),
-        field: Some(field.into()),
-        bytes: 1000,
-        width: 1600,
-        height: 1200,
-        phash: format!("{n:016x}"),
-        taken_at: None,
-        gps: None,
-        added_at: 0,
-    }
-}
 
 fn new_toilet(store: &mut Store, village: &str) -> (String, String) {
     let site = store
@@ -54,9 +20,9 @@ fn new_toilet(store: &mut Store, village: &str) -> (String, String) {
         })
         .unwrap();
     let id = store.start_inspection(&site).unwrap();
-    store.set_answers(&id, &toilet_answers()).unwrap();
-    store.add_photo_ref(&id, photo(1, "photos")).unwrap();
-    store.add_photo_ref(&id, photo(2, "photos")).unwrap();
+    store.set_answers(&id, &toilet_answers(true)).unwrap();
+    store.add_photo_ref(&id, photo_ref(1, "photos")).unwrap();
+    store.add_photo_ref(&id, photo_ref(2, "photos")).unwrap();
     store
         .set_location(
             &id,
@@ -103,7 +69,7 @@ fn a_returned_record_reaches_the_phone_is_fixed_and_resubmitted() {
     );
     phone
         .store
-        .add_photo_ref(&id, photo(3, "tank_condition"))
+        .add_photo_ref(&id, photo_ref(3, "tank_condition"))
         .unwrap();
     phone.store.submit(&id).unwrap();
     phone.sync().unwrap();

@@ -663,17 +663,7 @@ mod tests {
 
     /// Unix ms of noon, China time, on `date`.
     fn at(date: &str) -> i64 {
-        let y: i64 = date[..4].parse().unwrap();
-        let m: i64 = date[5..7].parse().unwrap();
-        let d: i64 = date[8..10].parse().unwrap();
-        // Days from civil (H. Hinnant), inverse of the fold's date helper.
-        let (y, m) = if m <= 2 { (y - 1, m + 9) } else { (y, m - 3) };
-        let era = y.div_euclid(400);
-        let yoe = y - era * 400;
-        let doy = (153 * m + 2) / 5 + d - 1;
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-        let days = era * 146_097 + doe - 719_468;
-        days * 86_400_000 + 4 * 3_600_000
+        super::super::workflow::china_day_start_ms(date).unwrap() + 12 * 3_600_000
     }
 
     fn approved(date: &str, rule: &str, holds: bool) -> Approved {

@@ -507,6 +507,23 @@ pub fn china_date(ms: i64) -> String {
     format!("{y:04}-{m:02}-{d:02}")
 }
 
+/// The Unix millisecond at which China date `YYYY-MM-DD` begins, or
+/// `None` when `date` is not a valid date.
+pub fn china_day_start_ms(date: &str) -> Option<i64> {
+    if !super::value::is_iso_date(date) {
+        return None;
+    }
+    let y: i64 = date.get(..4)?.parse().ok()?;
+    let m: i64 = date.get(5..7)?.parse().ok()?;
+    let d: i64 = date.get(8..10)?.parse().ok()?;
+    // H. Hinnant's days-from-civil, the inverse of `civil_from_days`.
+    let (y, m) = if m <= 2 { (y - 1, m + 9) } else { (y, m - 3) };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + (153 * m + 2) / 5 + d - 1;
+    Some((era * 146_097 + doe - 719_468) * 86_400_000 - CHINA_OFFSET_MS)
+}
+
 /// Days since 1970-01-01 to a proleptic Gregorian (year, month, day)
 /// (H. Hinnant's algorithm).
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
@@ -742,6 +759,14 @@ mod tests {
         assert_eq!(china_date(1_709_136_000_000), "2024-02-29");
         assert_eq!(china_date(1_709_135_999_999), "2024-02-28");
         assert_eq!(china_date(-1), "1970-01-01");
+        assert_eq!(china_day_start_ms("2024-02-29"), Some(1_709_136_000_000));
+        assert_eq!(china_day_start_ms("2024-02-30"), None);
+        assert_eq!(china_day_start_ms("soon"), None);
+        // The two agree on every day of a few centuries.
+        for day in (-40_000i64..60_000).step_by(7) {
+            let start = day * 86_400_000 - 8 * 3_600_000;
+            assert_eq!(china_day_start_ms(&china_date(start)), Some(start));
+        }
     }
 
     #[test]

@@ -287,29 +287,18 @@ class AppModel(
 
     /** Attaches a photo (camera bytes); compression runs in the core off
      *  the UI thread. */
-    suspend fun attachPhoto(bytes: ByteArray, field: String?): Boolean {
-        val fb = fieldbook ?: return false
-        val screen = current() ?: return false
-        val ok = try {
-            fb.addPhoto(screen.detail.id, bytes, field)
-            true
-        } catch (e: ApiException) {
-            fail(e)
-            false
-        }
-        withContext(io) {
-            openNow(screen.detail.id)
-            refreshStatus()
-        }
-        return ok
-    }
+    suspend fun attachPhoto(bytes: ByteArray, field: String?): Boolean =
+        attach { fb, id -> fb.addPhoto(id, bytes, field) }
 
     /** Attaches the photo in a file the camera wrote. */
-    suspend fun attachPhotoFile(path: String, field: String?): Boolean {
+    suspend fun attachPhotoFile(path: String, field: String?): Boolean =
+        attach { fb, id -> fb.addPhotoFile(id, path, field) }
+
+    private suspend fun attach(add: suspend (Fieldbook, String) -> Unit): Boolean {
         val fb = fieldbook ?: return false
         val screen = current() ?: return false
         val ok = try {
-            fb.addPhotoFile(screen.detail.id, path, field)
+            add(fb, screen.detail.id)
             true
         } catch (e: ApiException) {
             fail(e)
