@@ -1,7 +1,7 @@
 //! Phones and supervisors syncing through a real server on 127.0.0.1.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly on purpose.
 
-use fieldbook_core::model::{GpsFix, InspectionStatus, Role, SiteKind, Value};
+use fieldbook_core::model::{GpsFix, InspectionStatus, Role, SiteKind};
 use fieldbook_core::store::{InspectionFilter, NewSite, Store};
 use fieldbook_server::storage::Storage;
 use fieldbook_tests::{Phone, TestServer, photo_ref, toilet_answers};
