@@ -8,18 +8,21 @@ use fieldbook_tests::{PASSWORD, TestServer, test_png};
 use std::path::PathBuf;
 use std::process::Command;
 
-/// `target/debug`, where cargo put the cdylib next to this test's folder.
+/// The cdylib cargo built for this test run: `cargo test` leaves it in
+/// `deps/` beside the test binary; `cargo build` copies it one level up.
 fn built_library() -> PathBuf {
-    let exe = std::env::current_exe().expect("test path");
-    let dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target dir");
-    dir.join(if cfg!(target_os = "macos") {
+    let name = if cfg!(target_os = "macos") {
         "libfieldbook_ffi.dylib"
     } else {
         "libfieldbook_ffi.so"
-    })
+    };
+    let exe = std::env::current_exe().expect("test path");
+    let deps = exe.parent().expect("deps dir");
+    let here = deps.join(name);
+    if here.exists() {
+        return here;
+    }
+    deps.parent().map_or(here.clone(), |d| d.join(name))
 }
 
 #[test]
