@@ -31,8 +31,13 @@ COROUTINES=$(ls "$KOTLIN_HOME"/lib/kotlinx-coroutines-core-jvm*.jar | head -1)
 JNA=/usr/share/java/jna.jar
 [ -f "$JNA" ] || { echo "JNA is missing: apt-get install libjna-java" >&2; exit 1; }
 
-cargo build -q -j2 -p fieldbook-ffi -p fieldbook-server --bin fieldbook
-bindings/generate.sh --check
+# The same build as `cargo test --workspace` (a no-op right after it):
+# building a subset of the packages would resolve features differently and
+# compile much of the tree again. That run also checks that the committed
+# bindings are current (bindings/uniffi-bindgen/tests).
+cargo test --workspace --no-run -q -j2
+LIBDIR=$TARGET/debug/deps
+[ -f "$LIBDIR/libfieldbook_ffi.so" ] || LIBDIR=$TARGET/debug
 
 # Compile only when a source changed: kotlinc takes about a minute.
 OUT=$TARGET/jvm-harness
@@ -65,5 +70,5 @@ if [ -z "$SERVER_URL" ]; then
 fi
 
 KOTLIN_STDLIB=$KOTLIN_HOME/lib/kotlin-stdlib.jar
-timeout 600 java -Djna.library.path="$TARGET/debug" \
+timeout 600 java -Djna.library.path="$LIBDIR" \
     -cp "$JAR:$KOTLIN_STDLIB:$JNA:$COROUTINES" cn.fieldbook.harness.MainKt "$SERVER_URL"
