@@ -80,7 +80,7 @@ pub fn coverage_rows(
 ) -> Result<Vec<CoverageRow>> {
     let mut cov = Coverage::new(defs, period);
     let mut n = 0u64;
-    src.scan_sites(area, &mut |site| {
+    src.scan_sites(area, false, &mut |site| {
         let kind = site_kind(&site)?;
         let attributes = json_map("attributes", &site.id, &site.attributes)?;
         let approved = approved(kind, &site)?;
@@ -129,7 +129,7 @@ pub fn site_features(
     period: &Period,
     f: &mut dyn FnMut(SiteFeature) -> Result<()>,
 ) -> Result<()> {
-    src.scan_sites(area, &mut |site| {
+    src.scan_sites(area, false, &mut |site| {
         let kind = site_kind(&site)?;
         let latest = site.inspections.iter().max_by_key(|i| i.started_at);
         let approved = site
@@ -237,7 +237,7 @@ pub fn write_records_csv(
     w.write_record(RECORD_COLUMNS)?;
     let mut n = 0u64;
     let mut failure: Option<ExportError> = None;
-    let scanned = src.scan_sites(area, &mut |site| {
+    let scanned = src.scan_sites(area, true, &mut |site| {
         let kind = site_kind(&site)?;
         let village = divisions
             .get(&site.village_code)
@@ -248,8 +248,8 @@ pub fn write_records_csv(
                 (Some(a), Some(b), Some(c), Some(d)) => Some(distance_m((a, b), (c, d)).round()),
                 _ => None,
             };
-            let links = src
-                .record_photos(&i.id)?
+            let links = i
+                .photos_hashes
                 .iter()
                 .map(|h| format!("{photo_base}/v1/photos/{h}"))
                 .collect::<Vec<_>>()

@@ -167,6 +167,30 @@ fn coverage_matches_a_recomputation_from_the_records_export() {
     )
     .unwrap();
     assert_eq!(written, 10, "every inspection, drafts and returns included");
+    // More exports at once than the storage has reader connections: each
+    // scan must finish on the one connection it holds.
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    for _ in 0..8 {
+        let (storage, done) = (server.storage.clone(), done_tx.clone());
+        std::thread::spawn(move || {
+            let mut sink = Vec::new();
+            let n = write_records_csv(
+                storage.as_ref(),
+                Divisions::luoyang(),
+                "410324",
+                "",
+                &mut sink,
+                &mut |_| {},
+            );
+            let _ = done.send(n.map_err(|e| e.to_string()));
+        });
+    }
+    for _ in 0..8 {
+        let n = done_rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("concurrent records exports finish");
+        assert_eq!(n.unwrap(), 10);
+    }
     let text = String::from_utf8(csv_bytes).unwrap();
     let text = text.strip_prefix('\u{feff}').expect("a byte-order mark");
     let mut reader = csv::Reader::from_reader(text.as_bytes());

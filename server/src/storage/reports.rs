@@ -24,6 +24,9 @@ pub struct InspectionRow {
     pub conflicts: u32,
     /// JSON object of the winning answers.
     pub answers: String,
+    /// Content hashes of the photos the inspection references; filled only
+    /// when the scan asks for them.
+    pub photos_hashes: Vec<String>,
 }
 
 /// One site with its inspections, oldest first.
@@ -56,10 +59,19 @@ pub struct FindingRow {
 
 /// Streaming reads for reports and exports. `area` is a division-code
 /// prefix ("" for all). Rows come in site-id order; the callback may stop
-/// the scan by returning an error.
+/// the scan by returning an error. Each scan is one query on one
+/// connection, and the callback must not call back into the storage: a
+/// scan waiting for a second connection while holding one could wait for
+/// ever once every connection is held by such a scan.
 pub trait Reports {
-    fn scan_sites(&self, area: &str, f: &mut dyn FnMut(SiteRow) -> Result<()>) -> Result<()>;
+    /// Sites with their inspections; `with_photos` also fills each
+    /// inspection's photo hashes (the records export needs them, coverage
+    /// does not).
+    fn scan_sites(
+        &self,
+        area: &str,
+        with_photos: bool,
+        f: &mut dyn FnMut(SiteRow) -> Result<()>,
+    ) -> Result<()>;
     fn scan_findings(&self, area: &str, f: &mut dyn FnMut(FindingRow) -> Result<()>) -> Result<()>;
-    /// Content hashes of the photos a record references.
-    fn record_photos(&self, doc_id: &str) -> Result<Vec<String>>;
 }

@@ -7,19 +7,32 @@ use super::SqliteStorage;
 use fieldbook_core::model::area::prefix_upper_bound;
 
 impl Reports for SqliteStorage {
-    fn scan_sites(&self, area: &str, f: &mut dyn FnMut(SiteRow) -> Result<()>) -> Result<()> {
+    fn scan_sites(
+        &self,
+        area: &str,
+        with_photos: bool,
+        f: &mut dyn FnMut(SiteRow) -> Result<()>,
+    ) -> Result<()> {
         let conn = self.reader();
         // One pass over sites joined to their inspections, in site order:
         // the rows of a site are adjacent, so one site is held at a time.
-        let mut stmt = conn.prepare(
+        // Photo hashes come from the same query, never from a second
+        // connection taken while this one is held.
+        let photos = if with_photos {
+            "(SELECT group_concat(p.hash, ' ') FROM record_photos p WHERE p.doc_id = i.id)"
+        } else {
+            "NULL"
+        };
+        let mut stmt = conn.prepare(&format!(
             "SELECT s.id, s.kind, s.name, s.village_code, s.lat, s.lon, s.attributes,
                     i.id, i.status, i.revision, i.template_version, i.inspector,
                     i.started_at, i.submitted_at, i.reviewed_at, i.lat, i.lon,
-                    i.accuracy_m, i.mock_location, i.photos, i.conflicts, i.answers
+                    i.accuracy_m, i.mock_location, i.photos, i.conflicts, i.answers,
+                    {photos}
              FROM sites s LEFT JOIN inspections i ON i.site_id = s.id
              WHERE s.village_code >= ?1 AND s.village_code < ?2
-             ORDER BY s.id, i.started_at, i.id",
-        )?;
+             ORDER BY s.id, i.started_at, i.id"
+        ))?;
         let mut rows = stmt.query([area, prefix_upper_bound(area).as_str()])?;
         let mut current: Option<SiteRow> = None;
         while let Some(r) = rows.next()? {
@@ -57,6 +70,10 @@ impl Reports for SqliteStorage {
                     photos: r.get(19)?,
                     conflicts: r.get(20)?,
                     answers: r.get(21)?,
+                    photos_hashes: r
+                        .get::<_, Option<String>>(22)?
+                        .map(|h| h.split(' ').map(str::to_owned).collect())
+                        .unwrap_or_default(),
                 });
             }
         }
@@ -89,15 +106,5 @@ impl Reports for SqliteStorage {
             })?;
         }
         Ok(())
-    }
-
-    fn record_photos(&self, doc_id: &str) -> Result<Vec<String>> {
-        let conn = self.reader();
-        let mut stmt =
-            conn.prepare_cached("SELECT hash FROM record_photos WHERE doc_id = ?1 ORDER BY hash")?;
-        let hashes = stmt
-            .query_map([doc_id], |r| r.get(0))?
-            .collect::<rusqlite::Result<Vec<String>>>()?;
-        Ok(hashes)
     }
 }
