@@ -119,8 +119,8 @@ pub fn run(args: Args) -> Result<()> {
                 std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
             let sites = fieldbook_server::registry::parse(&bytes, "cli", now())
                 .map_err(|p| anyhow::anyhow!("{}:\n{}", file.display(), p.join("\n")))?;
-            let new = storage.import_sites(&sites, "cli", now())?;
-            println!("{} rows, {new} new sites", sites.len());
+            let written = storage.import_sites(&sites, "cli", now())?;
+            println!("{} rows, {written} sites new or changed", sites.len());
         }
     }
     Ok(())

@@ -527,7 +527,8 @@ async fn revoke_device(
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ImportResult {
     pub rows: usize,
-    pub new: usize,
+    /// Sites created or changed; unchanged rows are not written again.
+    pub written: usize,
 }
 
 async fn import_sites(
@@ -543,15 +544,15 @@ async fn import_sites(
     let sites = crate::registry::parse(&bytes, &user, now)
         .map_err(|p| AppError::BadRequest(p.join("\n")))?;
     let rows = sites.len();
-    let new = st.db(move |s| s.import_sites(&sites, &user, now)).await?;
+    let written = st.db(move |s| s.import_sites(&sites, &user, now)).await?;
     st.audit(
         &s.pusher.user,
         Some(&s.pusher.device),
         "sites_imported",
-        format!("{rows} rows, {new} new"),
+        format!("{rows} rows, {written} written"),
     )
     .await?;
-    Ok(Json(ImportResult { rows, new }))
+    Ok(Json(ImportResult { rows, written }))
 }
 
 /// An audit line as the admin API shows it.

@@ -345,3 +345,104 @@ fn exports_over_http_are_for_county_offices_in_their_area() {
     let (status, _) = raw_get(&server.url, "/v1/exports/coverage?format=csv", None);
     assert_eq!(status, 401);
 }
+
+#[test]
+fn a_site_moved_by_the_registry_counts_in_its_new_village() {
+    let server = TestServer::start();
+    server.add_user("li", Role::Inspector, &["410324"]);
+    server.add_user("zhang", Role::Supervisor, &["410324"]);
+    let registry = generate(
+        Divisions::luoyang(),
+        &RegistryOptions {
+            area: TOWN.into(),
+            toilets_per_village: 1,
+            ..RegistryOptions::default()
+        },
+        0,
+    );
+    server.storage.import_sites(&registry, "admin", 0).unwrap();
+    let mut li = Phone::login(&server, "li", "li-phone");
+    let mut zhang = Phone::login(&server, "zhang", "zhang-phone");
+    li.sync().unwrap();
+    let toilet = registry
+        .iter()
+        .find(|s| s.kind == SiteKind::HouseholdToilet)
+        .unwrap()
+        .clone();
+    let id = inspect(&mut li.store, &toilet.id, true, true, 0);
+    li.sync().unwrap();
+    zhang.sync().unwrap();
+    zhang.store.approve(&id, None).unwrap();
+    zhang.sync().unwrap();
+
+    let year = china_date_year();
+    let rate_in = |village: &str| {
+        let rows = coverage_rows(
+            server.storage.as_ref(),
+            Indicators::builtin(),
+            Divisions::luoyang(),
+            TOWN,
+            Period::year(year),
+            &mut |_| {},
+        )
+        .unwrap();
+        let r = rows
+            .iter()
+            .find(|r| r.indicator == "sanitary_toilet_rate" && r.area_code == village)
+            .unwrap();
+        (r.tally.numerator, r.tally.denominator)
+    };
+    let old = toilet.village_code.clone();
+    let new = Divisions::luoyang()
+        .within(TOWN, Level::Village)
+        .into_iter()
+        .map(|v| v.code.clone())
+        .find(|c| *c != old)
+        .unwrap();
+    let (old_num, old_den) = rate_in(&old);
+    let (new_num, new_den) = rate_in(&new);
+    assert_eq!(
+        old_num, 1,
+        "the approved sanitary toilet counts where it is"
+    );
+
+    // The same registry again writes nothing; the site moved writes one.
+    assert_eq!(
+        server.storage.import_sites(&registry, "admin", 1).unwrap(),
+        0
+    );
+    let mut moved = toilet.clone();
+    moved.village_code = new.clone();
+    moved.name = format!("{}（迁）", toilet.name);
+    assert_eq!(
+        server.storage.import_sites(&[moved], "admin", 2).unwrap(),
+        1
+    );
+    assert!(server.storage.verify_projections().unwrap().is_empty());
+
+    assert_eq!(rate_in(&old), (old_num - 1, old_den - 1));
+    assert_eq!(rate_in(&new), (new_num + 1, new_den + 1));
+    // The phone learns of the move like any other change.
+    li.sync().unwrap();
+    let site = li
+        .store
+        .list_sites(&SiteFilter::default())
+        .unwrap()
+        .into_iter()
+        .find(|s| s.id == toilet.id)
+        .unwrap();
+    assert_eq!(site.village_code, new);
+    assert!(site.name.ends_with("（迁）"));
+    // A new kind under a known id is refused, and nothing changes.
+    let mut wrong = toilet.clone();
+    wrong.kind = SiteKind::GarbagePoint;
+    assert!(server.storage.import_sites(&[wrong], "admin", 3).is_err());
+    assert_eq!(rate_in(&new), (new_num + 1, new_den + 1));
+}
+
+/// This year in China, as the server stamps approvals.
+fn china_date_year() -> i32 {
+    let today =
+        fieldbook_core::model::workflow::china_date(fieldbook_core::store::system_clock()());
+    today[..4].parse().unwrap()
+}

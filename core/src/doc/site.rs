@@ -28,6 +28,47 @@ pub fn create(tx: &mut impl Transactable, s: &Site) -> AmResult<()> {
     Ok(())
 }
 
+/// Brings a site's registry fields (name, village, location, attributes)
+/// to `s`, writing only what differs, so an unchanged re-import makes no
+/// change and a moved site makes a small one. Creation fields stay.
+/// Returns whether anything was written.
+pub fn update(tx: &mut impl Transactable, current: &Site, s: &Site) -> AmResult<bool> {
+    let mut changed = false;
+    if current.name != s.name {
+        tx.put(ROOT, "name", s.name.as_str())?;
+        changed = true;
+    }
+    if current.village_code != s.village_code {
+        tx.put(ROOT, "village_code", s.village_code.as_str())?;
+        changed = true;
+    }
+    if current.location != s.location {
+        match &s.location {
+            Some(p) => write_point(tx, &ROOT, "location", p)?,
+            None => tx.delete(ROOT, "location")?,
+        }
+        changed = true;
+    }
+    if current.attributes != s.attributes {
+        let attrs = match tx.get(ROOT, "attributes")? {
+            Some((automerge::Value::Object(ObjType::Map), id)) => id,
+            _ => tx.put_object(ROOT, "attributes", ObjType::Map)?,
+        };
+        for k in current.attributes.keys() {
+            if !s.attributes.contains_key(k) {
+                tx.delete(&attrs, k.as_str())?;
+            }
+        }
+        for (k, v) in &s.attributes {
+            if current.attributes.get(k) != Some(v) {
+                tx.put(&attrs, k.as_str(), value_to_scalar(v))?;
+            }
+        }
+        changed = true;
+    }
+    Ok(changed)
+}
+
 pub fn read(doc: &impl ReadDoc) -> Result<Site, DocError> {
     let id = expect_type(doc, RecordKind::Site)?;
     let r = &ROOT;

@@ -122,7 +122,10 @@ pub trait Storage: reports::Reports + Send + Sync + 'static {
     fn ingest(&self, session: &Session, items: &[Item], now: i64) -> Result<Vec<Outcome>>;
     /// Changes above `cursor` in the session's areas, at most about `max_bytes`.
     fn pull(&self, session: &Session, cursor: u64, max_bytes: usize) -> Result<Page>;
-    /// Stores registry sites (new ids only); returns how many were new.
+    /// Stores registry sites: new ids are created; a known id whose
+    /// registry fields changed (moved to another village, renamed,
+    /// re-surveyed) gets a change; an unchanged one is left alone. Returns
+    /// how many sites were written.
     fn import_sites(&self, sites: &[Site], by: &str, now: i64) -> Result<usize>;
     /// Whether a user with `areas` may read a record referencing photo `hash`.
     fn photo_readable(&self, hash: &str, areas: &[String]) -> Result<bool>;

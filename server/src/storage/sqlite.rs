@@ -1054,12 +1054,50 @@ impl Storage for SqliteStorage {
         let tx = conn.transaction()?;
         let mut n = 0;
         for s in sites {
-            let exists: bool = tx.query_row(
-                "SELECT EXISTS(SELECT 1 FROM documents WHERE id = ?1)",
-                [&s.id],
-                |r| r.get(0),
-            )?;
-            if exists {
+            if let Some(mut loaded) = load_doc(&tx, &s.id)? {
+                // A known id: the registry may have moved, renamed or
+                // re-surveyed the site. Only a difference is written, as an
+                // ordinary change that phones pull like any other; the
+                // site's inspections follow it because reports join them
+                // through the site, not through where they were made.
+                if loaded.kind != RecordKind::Site {
+                    return Err(corrupt(
+                        &s.id,
+                        "a registry site id names another kind of record",
+                    ));
+                }
+                let current = doc::site::read(&loaded.doc).map_err(|e| corrupt(&s.id, e))?;
+                if current.kind != s.kind {
+                    return Err(StorageError::Conflict(format!(
+                        "site {} is a {} in the registry already; a new kind needs a new id",
+                        s.id,
+                        current.kind.key()
+                    )));
+                }
+                let mut t = loaded.doc.transaction();
+                let changed =
+                    doc::site::update(&mut t, &current, s).map_err(|e| corrupt(&s.id, e))?;
+                t.commit();
+                if !changed {
+                    continue;
+                }
+                let change = loaded
+                    .doc
+                    .get_last_local_change()
+                    .map(|c| c.raw_bytes().to_vec())
+                    .ok_or_else(|| corrupt(&s.id, "the registry change vanished"))?;
+                let record =
+                    Record::read(RecordKind::Site, &loaded.doc).map_err(|e| corrupt(&s.id, e))?;
+                let a = Accepted {
+                    id: s.id.clone(),
+                    kind: RecordKind::Site,
+                    record,
+                    rows: vec![(ItemKind::Change, Cow::Owned(change))],
+                    doc: DocWrite::Update { compact: None },
+                    events: Vec::new(),
+                };
+                store(&tx, &a, by, &format!("registry:{by}"), now)?;
+                n += 1;
                 continue;
             }
             let mut d = Automerge::new();
