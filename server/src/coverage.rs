@@ -13,7 +13,7 @@
 //! judging periods or roll-ups, so a reader can recompute every indicator
 //! from it and check the coverage export.
 
-use crate::export::{ExportError, SiteFeature};
+use crate::export::{Cell, ExportError, SiteFeature, TableFormat, TableWriter};
 use crate::storage::reports::{FindingRow, InspectionRow, Reports, SiteRow};
 use crate::storage::{Result, StorageError};
 use fieldbook_core::model::indicator::{
@@ -210,33 +210,51 @@ fn iso(ms: Option<i64>) -> String {
     .unwrap_or_default()
 }
 
-fn opt(v: Option<f64>) -> String {
-    v.filter(|x| x.is_finite())
-        .map(|x| x.to_string())
-        .unwrap_or_default()
-}
+/// Column widths of the records sheet, in Excel character units.
+const RECORD_WIDTHS: [f64; RECORD_COLUMNS.len()] = [
+    38.0, 38.0, 18.0, 24.0, 14.0, 14.0, 10.0, 8.0, 22.0, 12.0, 26.0, 26.0, 26.0, 11.0, 11.0, 10.0,
+    8.0, 10.0, 7.0, 60.0, 40.0, 60.0,
+];
 
-/// Writes every inspection of `area` as CSV (UTF-8 with a BOM): answers and
-/// rule outcomes as JSON, the distance between the inspection's GPS fix and
-/// the registered site, and links to its photos under `photo_base`
-/// (`{photo_base}/v1/photos/{hash}`). Returns the number of rows.
+/// Writes every inspection of `area` as CSV (UTF-8 with a BOM).
+/// See [`write_records`].
 pub fn write_records_csv(
     src: &dyn Reports,
     divisions: &Divisions,
     area: &str,
     photo_base: &str,
-    out: &mut dyn Write,
+    out: impl Write + Send,
     progress: &mut dyn FnMut(u64),
 ) -> std::result::Result<u64, ExportError> {
-    let mut buf = std::io::BufWriter::new(out);
-    // Without the byte-order mark Excel reads the UTF-8 as the local code page.
-    buf.write_all("\u{feff}".as_bytes())?;
-    let mut w = csv::WriterBuilder::new()
-        .terminator(csv::Terminator::CRLF)
-        .from_writer(buf);
-    w.write_record(RECORD_COLUMNS)?;
+    write_records(
+        src,
+        divisions,
+        area,
+        photo_base,
+        TableFormat::Csv,
+        out,
+        progress,
+    )
+}
+
+/// Writes every inspection of `area`, drafts and returns included, as a
+/// CSV or XLSX table of [`RECORD_COLUMNS`]: answers and rule outcomes as
+/// JSON, the distance between the inspection's GPS fix and the registered
+/// site, and links to its photos under `photo_base`
+/// (`{photo_base}/v1/photos/{hash}`). Returns the number of rows.
+pub fn write_records(
+    src: &dyn Reports,
+    divisions: &Divisions,
+    area: &str,
+    photo_base: &str,
+    format: TableFormat,
+    out: impl Write + Send,
+    progress: &mut dyn FnMut(u64),
+) -> std::result::Result<u64, ExportError> {
+    let mut table = TableWriter::new(format, "检查记录", &RECORD_COLUMNS, &RECORD_WIDTHS, out)?;
     let mut n = 0u64;
     let mut failure: Option<ExportError> = None;
+    let text = |s: &str| Cell::Text(s.to_owned());
     let scanned = src.scan_sites(area, true, &mut |site| {
         let kind = site_kind(&site)?;
         let village = divisions
@@ -255,31 +273,31 @@ pub fn write_records_csv(
                 .collect::<Vec<_>>()
                 .join(" ");
             let record = [
-                i.id.clone(),
-                site.id.clone(),
-                site.kind.clone(),
-                site.name.clone(),
-                site.village_code.clone(),
-                village.to_owned(),
-                i.status.clone(),
-                i.revision.to_string(),
-                format!("{}@{}", site.kind, i.template_version),
-                i.inspector.clone(),
-                iso(Some(i.started_at)),
-                iso(i.submitted_at),
-                iso(i.reviewed_at),
-                opt(i.lat),
-                opt(i.lon),
-                opt(i.accuracy_m),
-                i.mock_location.to_string(),
-                opt(distance),
-                i.photos.to_string(),
-                i.answers.clone(),
-                serde_json::to_string(&outcomes).unwrap_or_default(),
-                links,
+                text(&i.id),
+                text(&site.id),
+                text(&site.kind),
+                text(&site.name),
+                text(&site.village_code),
+                text(village),
+                text(&i.status),
+                Cell::Number(Some(f64::from(i.revision))),
+                Cell::Text(format!("{}@{}", site.kind, i.template_version)),
+                text(&i.inspector),
+                Cell::Text(iso(Some(i.started_at))),
+                Cell::Text(iso(i.submitted_at)),
+                Cell::Text(iso(i.reviewed_at)),
+                Cell::Number(i.lat),
+                Cell::Number(i.lon),
+                Cell::Number(i.accuracy_m),
+                text(if i.mock_location { "true" } else { "false" }),
+                Cell::Number(distance),
+                Cell::Number(Some(f64::from(i.photos))),
+                text(&i.answers),
+                Cell::Text(serde_json::to_string(&outcomes).unwrap_or_default()),
+                Cell::Text(links),
             ];
-            if let Err(e) = w.write_record(&record) {
-                failure = Some(e.into());
+            if let Err(e) = table.row(&record) {
+                failure = Some(e);
                 return Err(StorageError::Conflict("the export stopped".into()));
             }
             n += 1;
@@ -293,7 +311,74 @@ pub fn write_records_csv(
         return Err(e);
     }
     scanned.map_err(|e| ExportError::Io(std::io::Error::other(e.to_string())))?;
-    w.flush()?;
+    table.finish()?;
+    progress(n);
+    Ok(n)
+}
+
+/// Columns of the findings export.
+pub const FINDING_COLUMNS: [&str; 10] = [
+    "finding_id",
+    "site_id",
+    "site_kind",
+    "village_code",
+    "village_name",
+    "title",
+    "status",
+    "deadline",
+    "raised_at",
+    "closed_at",
+];
+
+const FINDING_WIDTHS: [f64; FINDING_COLUMNS.len()] =
+    [38.0, 38.0, 18.0, 14.0, 14.0, 40.0, 12.0, 12.0, 26.0, 26.0];
+
+/// Writes every finding of `area` (rectification orders raised on sites,
+/// with their status, deadline and when they were raised and closed) as a
+/// CSV or XLSX table of [`FINDING_COLUMNS`]; with the records export it is
+/// enough to recompute every indicator. Returns the number of rows.
+pub fn write_findings(
+    src: &dyn Reports,
+    divisions: &Divisions,
+    area: &str,
+    format: TableFormat,
+    out: impl Write + Send,
+    progress: &mut dyn FnMut(u64),
+) -> std::result::Result<u64, ExportError> {
+    let mut table = TableWriter::new(format, "问题整改", &FINDING_COLUMNS, &FINDING_WIDTHS, out)?;
+    let mut n = 0u64;
+    let mut failure: Option<ExportError> = None;
+    let scanned = src.scan_findings(area, &mut |f| {
+        let village = divisions
+            .get(&f.village_code)
+            .map_or(String::new(), |a| a.name.clone());
+        let row = [
+            Cell::Text(f.id),
+            Cell::Text(f.site_id),
+            Cell::Text(f.site_kind),
+            Cell::Text(f.village_code),
+            Cell::Text(village),
+            Cell::Text(f.title),
+            Cell::Text(f.status),
+            Cell::Text(f.deadline.unwrap_or_default()),
+            Cell::Text(iso(Some(f.raised_at))),
+            Cell::Text(iso(f.closed_at)),
+        ];
+        if let Err(e) = table.row(&row) {
+            failure = Some(e);
+            return Err(StorageError::Conflict("the export stopped".into()));
+        }
+        n += 1;
+        if n.is_multiple_of(4096) {
+            progress(n);
+        }
+        Ok(())
+    });
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    scanned.map_err(|e| ExportError::Io(std::io::Error::other(e.to_string())))?;
+    table.finish()?;
     progress(n);
     Ok(n)
 }

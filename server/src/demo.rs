@@ -11,7 +11,6 @@
 
 use anyhow::{Context, Result, bail};
 use fieldbook_core::model::indicator::{Indicators, Period};
-use fieldbook_core::model::template::FieldType;
 use fieldbook_core::model::{Divisions, GpsFix, InspectionStatus, Level, SiteKind, Value, area};
 use fieldbook_core::photo::PhotoInput;
 use fieldbook_core::store::{InspectionFilter, SiteFilter, Store};
@@ -72,100 +71,6 @@ fn step(started: Instant, text: impl std::fmt::Display) {
     println!("[{:5.1}s] {text}", started.elapsed().as_secs_f64());
 }
 
-/// Rules whose holding is bad news (they raise findings).
-const BAD_RULES: [&str; 4] = ["problem", "hazard", "black_odorous", "influent_bod_high"];
-
-/// Answers a field may take, the template's usual good one first.
-fn candidates(ty: &FieldType, rng: &mut Rng) -> Vec<Value> {
-    match ty {
-        FieldType::YesNo => vec![Value::Bool(true), Value::Bool(false)],
-        FieldType::Choice { options } => {
-            options.iter().map(|o| Value::Text(o.key.clone())).collect()
-        }
-        FieldType::Number {
-            min, max, integer, ..
-        } => {
-            let lo = min.unwrap_or(0.0);
-            let hi = max.unwrap_or(lo + 100.0).min(lo + 1000.0);
-            let v = lo + (hi - lo) * (0.1 + 0.3 * rng.unit());
-            let v = if *integer {
-                v.round()
-            } else {
-                (v * 10.0).round() / 10.0
-            };
-            vec![Value::Number(v), Value::Number(lo)]
-        }
-        FieldType::Text { .. } => vec![Value::Text("现场核实".into())],
-        FieldType::Date => vec![Value::Text("2026-12-31".into())],
-        FieldType::Photo => Vec::new(),
-    }
-}
-
-/// How good a set of answers looks: good rules holding minus bad ones.
-fn score(t: &fieldbook_core::model::Template, answers: &BTreeMap<String, Value>) -> i32 {
-    t.rule_outcomes(answers)
-        .iter()
-        .filter(|(_, holds)| *holds)
-        .map(|(id, _)| {
-            if BAD_RULES.contains(&id.as_str()) {
-                -1
-            } else {
-                1
-            }
-        })
-        .sum()
-}
-
-/// Answers for an inspection: most sites are in good order (each field
-/// set to the value that makes the template's good rules hold), some are
-/// not (random values), so the coverage table has something to show.
-fn choose_answers(t: &fieldbook_core::model::Template, rng: &mut Rng) -> BTreeMap<String, Value> {
-    let good = rng.unit() < 0.8;
-    let mut answers: BTreeMap<String, Value> = BTreeMap::new();
-    // A few passes: answers reveal conditional fields, and a field's best
-    // value can depend on fields after it.
-    for _ in 0..3 {
-        for f in &t.fields {
-            if !t.is_visible(&f.key, &answers) {
-                answers.remove(&f.key);
-                continue;
-            }
-            // Optional fields (lab values, notes) are mostly left empty, as
-            // in the field; a careless visit fills some at random.
-            if !f.required && (good || rng.unit() < 0.5) && !answers.contains_key(&f.key) {
-                continue;
-            }
-            let options: Vec<Value> = candidates(&f.ty, rng)
-                .into_iter()
-                .filter(|v| t.check_value(&f.key, v).is_ok())
-                .collect();
-            if options.is_empty() {
-                continue;
-            }
-            let pick = if good {
-                let mut best = (i32::MIN, 0);
-                for (i, v) in options.iter().enumerate() {
-                    let mut trial = answers.clone();
-                    trial.insert(f.key.clone(), v.clone());
-                    let s = score(t, &trial);
-                    if s > best.0 {
-                        best = (s, i);
-                    }
-                }
-                best.1
-            } else if answers.contains_key(&f.key) {
-                continue;
-            } else {
-                (rng.next() % options.len() as u64) as usize
-            };
-            answers.insert(f.key.clone(), options[pick].clone());
-        }
-    }
-    let snapshot = answers.clone();
-    answers.retain(|k, _| t.is_visible(k, &snapshot));
-    answers
-}
-
 /// Fills in inspection `id` from its template the way an inspector would:
 /// answers for the visible fields, the photos they ask for, the position.
 fn fill(
@@ -180,7 +85,8 @@ fn fill(
         .latest(kind)
         .context("no template for the site kind")?
         .clone();
-    let answers = choose_answers(&t, rng);
+    let good = rng.unit() < 0.8;
+    let answers = fieldbook_server::answers::plausible(&t, good, rng.next());
     let list: Vec<(String, Value)> = answers.clone().into_iter().collect();
     store.set_answers(id, &list)?;
     for f in &t.fields {

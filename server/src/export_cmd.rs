@@ -1,12 +1,13 @@
-//! `fieldbook export`: coverage (CSV, XLSX, GeoJSON) and the raw records
-//! export (CSV) from a data folder, with a progress line on a terminal.
+//! `fieldbook export`: coverage (CSV, XLSX, GeoJSON), the raw records and
+//! the findings (CSV, XLSX) from a server's data folder or database URL,
+//! with a progress line on a terminal.
 
 use anyhow::{Context, Result, bail};
 use fieldbook_core::model::Divisions;
 use fieldbook_core::model::indicator::{Indicators, Period};
 use fieldbook_core::model::workflow::china_date;
 use fieldbook_server::coverage;
-use fieldbook_server::export;
+use fieldbook_server::export::{self, TableFormat};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
@@ -19,8 +20,12 @@ pub struct Args {
 #[derive(clap::Args, Clone)]
 struct Common {
     /// Data folder of the server.
-    #[arg(long, default_value = "fieldbook-data")]
+    #[arg(long, default_value = "fieldbook-data", conflicts_with = "database")]
     data: PathBuf,
+    /// The server's database as a URL instead of a data folder:
+    /// `sqlite:PATH` or `sqlite:///ABSOLUTE/PATH`.
+    #[arg(long)]
+    database: Option<String>,
     /// Only this division-code prefix (county, township or village code).
     #[arg(long, default_value = "")]
     area: String,
@@ -54,10 +59,68 @@ enum What {
         /// Base URL photo links start with.
         #[arg(long, default_value = "http://127.0.0.1:8080")]
         photo_base: String,
-        /// csv.
+        /// csv or xlsx.
         #[arg(long, default_value = "csv")]
         format: String,
     },
+    /// Every finding (rectification order) with its site, status, deadline,
+    /// and when it was raised and closed (csv, xlsx).
+    Findings {
+        #[command(flatten)]
+        common: Common,
+        /// csv or xlsx.
+        #[arg(long, default_value = "csv")]
+        format: String,
+    },
+}
+
+/// The path a `--database` URL names.
+pub fn database_path(url: &str) -> Result<PathBuf> {
+    let Some((scheme, rest)) = url.split_once(':') else {
+        bail!("--database {url:?} is not a URL; write sqlite:PATH");
+    };
+    match scheme.to_ascii_lowercase().as_str() {
+        "sqlite" => {
+            // sqlite:///abs/path and sqlite://rel/path as other tools write
+            // them, and the short sqlite:path.
+            let path = rest.strip_prefix("//").unwrap_or(rest);
+            if path.is_empty() {
+                bail!("--database {url:?} names no file");
+            }
+            Ok(PathBuf::from(path))
+        }
+        "postgres" | "postgresql" => bail!(
+            "--database {url:?}: this build stores in SQLite only; \
+             export from the server's data folder (--data) or its sqlite: database"
+        ),
+        other => bail!("--database {url:?}: unknown database kind {other:?}; write sqlite:PATH"),
+    }
+}
+
+/// The server storage an export reads. An export never creates a database:
+/// a mistyped path is an error, not an empty report.
+fn open(
+    common: &Common,
+) -> Result<std::sync::Arc<fieldbook_server::storage::sqlite::SqliteStorage>> {
+    let db = match &common.database {
+        Some(url) => database_path(url)?,
+        None => common.data.join("server.db"),
+    };
+    if !db.is_file() {
+        bail!(
+            "no server database at {} (start the server with --data, or name it with --database sqlite:PATH)",
+            db.display()
+        );
+    }
+    Ok(std::sync::Arc::new(
+        fieldbook_server::storage::sqlite::SqliteStorage::open(&db)
+            .with_context(|| format!("cannot open {}", db.display()))?,
+    ))
+}
+
+fn table_format(format: &str, what: &str) -> Result<TableFormat> {
+    TableFormat::from_key(format)
+        .ok_or_else(|| anyhow::anyhow!("--format {format:?}: the {what} export is csv or xlsx"))
 }
 
 /// Parses `--year` / `--as-of` into a period; this year by default.
@@ -120,7 +183,7 @@ pub fn run(args: Args) -> Result<()> {
         } => {
             check_area(&common.area)?;
             let period = period(year, as_of.as_deref())?;
-            let storage = crate::serve::open_storage(&common.data)?;
+            let storage = open(&common)?;
             let file = std::fs::File::create(&common.out)
                 .with_context(|| format!("cannot create {}", common.out.display()))?;
             let defs = Indicators::builtin();
@@ -183,23 +246,40 @@ pub fn run(args: Args) -> Result<()> {
             format,
         } => {
             check_area(&common.area)?;
-            if format != "csv" {
-                bail!("--format {format:?}: the records export is csv");
-            }
-            let storage = crate::serve::open_storage(&common.data)?;
-            let mut file = std::fs::File::create(&common.out)
+            let format = table_format(&format, "records")?;
+            let storage = open(&common)?;
+            let file = std::fs::File::create(&common.out)
                 .with_context(|| format!("cannot create {}", common.out.display()))?;
             let writing = ProgressLine::new("inspections written");
-            let n = coverage::write_records_csv(
+            let n = coverage::write_records(
                 storage.as_ref(),
                 Divisions::luoyang(),
                 &common.area,
                 photo_base.trim_end_matches('/'),
-                &mut file,
+                format,
+                file,
                 &mut |n| writing.tick(n),
             )?;
             writing.done(n);
             eprintln!("wrote {n} inspections to {}", common.out.display());
+        }
+        What::Findings { common, format } => {
+            check_area(&common.area)?;
+            let format = table_format(&format, "findings")?;
+            let storage = open(&common)?;
+            let file = std::fs::File::create(&common.out)
+                .with_context(|| format!("cannot create {}", common.out.display()))?;
+            let writing = ProgressLine::new("findings written");
+            let n = coverage::write_findings(
+                storage.as_ref(),
+                Divisions::luoyang(),
+                &common.area,
+                format,
+                file,
+                &mut |n| writing.tick(n),
+            )?;
+            writing.done(n);
+            eprintln!("wrote {n} findings to {}", common.out.display());
         }
     }
     Ok(())

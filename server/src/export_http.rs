@@ -1,8 +1,9 @@
-//! Exports over HTTP for county offices: the same coverage and records
-//! files as `fieldbook export`, streamed as they are written.
+//! Exports over HTTP for county offices: the same coverage, records and
+//! findings files as `fieldbook export`, streamed as they are written.
 //!
-//! `GET /v1/exports/coverage?format=csv|xlsx|geojson&area=CODE&year=Y|as_of=DATE`
-//! and `GET /v1/exports/records?area=CODE`. County-office users and admins
+//! `GET /v1/exports/coverage?format=csv|xlsx|geojson&area=CODE&year=Y|as_of=DATE`,
+//! `GET /v1/exports/records?area=CODE&format=csv|xlsx` and
+//! `GET /v1/exports/findings?area=CODE&format=csv|xlsx`. County-office users and admins
 //! only, and only inside their areas: without `area` a user with exactly
 //! one area gets that one. The file is produced on a blocking thread that
 //! writes into a bounded channel the response body drains, so a million
@@ -11,6 +12,7 @@
 
 use crate::app::{AppState, Auth, require};
 use crate::error::AppError;
+use crate::export::TableFormat;
 use crate::storage::Storage;
 use crate::{coverage, export};
 use axum::Router;
@@ -35,6 +37,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/exports/coverage", get(coverage_export))
         .route("/v1/exports/records", get(records_export))
+        .route("/v1/exports/findings", get(findings_export))
 }
 
 #[derive(Debug, Deserialize)]
@@ -50,6 +53,15 @@ pub struct CoverageQuery {
 #[serde(deny_unknown_fields)]
 pub struct RecordsQuery {
     pub area: Option<String>,
+    /// csv (default) or xlsx.
+    pub format: Option<String>,
+}
+
+fn table_format(asked: Option<&str>, what: &str) -> Result<TableFormat, AppError> {
+    let key = asked.unwrap_or("csv");
+    TableFormat::from_key(key).ok_or_else(|| {
+        AppError::BadRequest(format!("format {key:?}: the {what} export is csv or xlsx"))
+    })
 }
 
 /// The area to export: the asked one if the user covers it, else the
@@ -261,6 +273,7 @@ async fn records_export(
 ) -> Result<Response, AppError> {
     require(&s, &[Role::CountyOffice, Role::Admin], "export records")?;
     let area = area_for(&s, q.area)?;
+    let format = table_format(q.format.as_deref(), "records")?;
     let storage: Arc<dyn Storage> = st.storage.clone();
     st.audit(
         &s.pusher.user,
@@ -270,14 +283,49 @@ async fn records_export(
     )
     .await?;
     Ok(stream(
-        "text/csv; charset=utf-8",
-        format!("records-{area}.csv"),
+        format.content_type(),
+        format!("records-{area}.{}", format.extension()),
         move |w| {
-            coverage::write_records_csv(
+            coverage::write_records(
                 storage.as_ref() as &dyn crate::storage::reports::Reports,
                 Divisions::luoyang(),
                 &area,
                 "",
+                format,
+                w,
+                &mut |_| {},
+            )
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+        },
+    ))
+}
+
+async fn findings_export(
+    State(st): State<AppState>,
+    Auth(s): Auth,
+    Query(q): Query<RecordsQuery>,
+) -> Result<Response, AppError> {
+    require(&s, &[Role::CountyOffice, Role::Admin], "export findings")?;
+    let area = area_for(&s, q.area)?;
+    let format = table_format(q.format.as_deref(), "findings")?;
+    let storage: Arc<dyn Storage> = st.storage.clone();
+    st.audit(
+        &s.pusher.user,
+        Some(&s.pusher.device),
+        "export",
+        format!("findings {area}"),
+    )
+    .await?;
+    Ok(stream(
+        format.content_type(),
+        format!("findings-{area}.{}", format.extension()),
+        move |w| {
+            coverage::write_findings(
+                storage.as_ref() as &dyn crate::storage::reports::Reports,
+                Divisions::luoyang(),
+                &area,
+                format,
                 w,
                 &mut |_| {},
             )

@@ -14,6 +14,7 @@
 //!
 //! Only this crate knows HTTP routes and server SQL.
 
+pub mod answers;
 pub mod app;
 pub mod auth;
 pub mod coverage;

@@ -308,10 +308,23 @@ fn exports_over_http_are_for_county_offices_in_their_area() {
     let (status, body) = get("/v1/exports/records", &office);
     assert_eq!(status, 200);
     assert!(String::from_utf8(body).unwrap().contains("inspection_id"));
+    let (status, body) = get("/v1/exports/records?format=xlsx", &office);
+    assert_eq!(status, 200);
+    assert_eq!(&body[..2], b"PK");
+    let (status, body) = get("/v1/exports/findings", &office);
+    assert_eq!(status, 200);
+    assert!(String::from_utf8(body).unwrap().contains("finding_id"));
+    let (status, body) = get("/v1/exports/findings?format=xlsx&area=410324", &office);
+    assert_eq!(status, 200);
+    assert_eq!(&body[..2], b"PK");
 
     for (path, tok, want) in [
         ("/v1/exports/coverage?format=csv", inspector.as_str(), 403),
         ("/v1/exports/records", inspector.as_str(), 403),
+        ("/v1/exports/findings", inspector.as_str(), 403),
+        ("/v1/exports/findings?area=410325", office.as_str(), 403),
+        ("/v1/exports/findings?format=pdf", office.as_str(), 400),
+        ("/v1/exports/records?format=geojson", office.as_str(), 400),
         (
             "/v1/exports/coverage?format=csv&area=410325",
             office.as_str(),

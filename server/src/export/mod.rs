@@ -1,4 +1,5 @@
-//! Export writers: coverage rows to CSV and XLSX, sites to GeoJSON.
+//! Export writers: coverage rows to CSV and XLSX, sites to GeoJSON, and
+//! flat tables (records, findings) to CSV or XLSX.
 //!
 //! County offices take coverage figures into Excel and site maps into a GIS,
 //! so each format is written the way its usual reader wants it:
@@ -26,10 +27,12 @@
 
 mod csv_out;
 mod geojson;
+mod table;
 mod xlsx;
 
 pub use csv_out::write_coverage_csv;
 pub use geojson::{SiteFeature, write_sites_geojson};
+pub use table::{Cell, TableFormat, TableWriter};
 pub use xlsx::{MAX_SHEET_DATA_ROWS, write_coverage_xlsx, write_coverage_xlsx_split_at};
 
 use fieldbook_core::model::Level;
