@@ -497,6 +497,37 @@ impl Fieldbook {
         Ok(FindingItem::from_view(view, lang, role, &self.photo_dir()))
     }
 
+    // ---- coverage --------------------------------------------------------
+
+    /// Where the user's own areas stand against the plan: every indicator
+    /// for the user's township (or wider area) and each area below it,
+    /// computed on the phone from the records it holds, so it works offline
+    /// and is as fresh as the last sync. `year` counts approvals in that
+    /// calendar year; without it, everything approved up to today.
+    pub fn coverage(&self, year: Option<i32>) -> Result<Vec<CoverageItem>, ApiError> {
+        let lang = self.lang();
+        let period = match year {
+            Some(y) if !(2000..=2100).contains(&y) => {
+                return Err(ApiError::InvalidInput {
+                    reason: lang.pick_text(
+                        &format!("年份 {y} 超出范围"),
+                        &format!("year {y} is out of range"),
+                    ),
+                    problems: Vec::new(),
+                });
+            }
+            Some(y) => model::indicator::Period::year(y),
+            None => model::indicator::Period::as_of(&model::workflow::china_date(
+                fieldbook_core::store::system_clock()(),
+            )),
+        };
+        let rows = self.store(|s| s.coverage(period))?;
+        Ok(rows
+            .into_iter()
+            .map(|r| CoverageItem::from_core(r, lang))
+            .collect())
+    }
+
     // ---- sync ------------------------------------------------------------
 
     /// What waits to go up, for a badge and for the sync policy.

@@ -21,6 +21,13 @@ impl Language {
         }
     }
 
+    pub(crate) fn pick_text(self, zh: &str, en: &str) -> String {
+        match self {
+            Language::Zh => zh.into(),
+            Language::En => en.into(),
+        }
+    }
+
     fn pick_static(self, zh: &'static str, en: &'static str) -> String {
         match self {
             Language::Zh => zh.into(),
@@ -766,6 +773,52 @@ impl From<fieldbook_core::sync::SyncSummary> for SyncReport {
                 .collect(),
             photos_uploaded: s.photos.uploaded + s.photos.already_there,
             retries: s.retries,
+        }
+    }
+}
+
+/// One row of the coverage table of the user's own areas: an indicator in
+/// one area (the user's township and each village in it, or wider areas
+/// for wider users).
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct CoverageItem {
+    /// Stable indicator id, e.g. `sanitary_toilet_rate`.
+    pub indicator: String,
+    /// Its name in the user's language.
+    pub indicator_name: String,
+    /// `city`, `county`, `township` or `village`.
+    pub level: String,
+    pub area_code: String,
+    pub area_name: String,
+    pub numerator: u64,
+    pub denominator: u64,
+    /// Units with no approved inspection in the period.
+    pub not_inspected: u64,
+    /// Share 0–1; none when the area has no units (0 of 0).
+    pub rate: Option<f64>,
+    /// The plan's target for the period's end, 0–1, if it sets one.
+    pub target: Option<f64>,
+    /// Target minus rate.
+    pub gap: Option<f64>,
+}
+
+impl CoverageItem {
+    pub(crate) fn from_core(r: model::indicator::CoverageRow, lang: Language) -> CoverageItem {
+        let indicator_name = model::indicator::Indicators::builtin()
+            .get(&r.indicator)
+            .map_or_else(|| r.indicator.clone(), |i| lang.pick(&i.name));
+        CoverageItem {
+            indicator_name,
+            indicator: r.indicator,
+            level: r.level.key().to_owned(),
+            area_code: r.area_code,
+            area_name: r.area_name,
+            numerator: r.tally.numerator,
+            denominator: r.tally.denominator,
+            not_inspected: r.tally.not_inspected,
+            rate: r.rate,
+            target: r.target,
+            gap: r.gap,
         }
     }
 }

@@ -601,6 +601,26 @@ fn every_indicator_matches_a_recomputation_from_the_exports() {
             }
         }
     }
+    // The phone computes its user's own area offline from what it holds,
+    // with the same definitions: after a sync it agrees with the server.
+    li.sync().unwrap();
+    for period in [Period::year(2026), Period::as_of("2026-12-31")] {
+        let on_phone = li.store.coverage(period.clone()).unwrap();
+        let on_server = coverage_rows(
+            server.storage.as_ref(),
+            defs,
+            Divisions::luoyang(),
+            COUNTY,
+            period.clone(),
+            &mut |_| {},
+        )
+        .unwrap();
+        assert_eq!(on_phone.len(), on_server.len());
+        assert!(
+            on_phone == on_server,
+            "phone and server differ for {period:?}"
+        );
+    }
     eprintln!(
         "{compared} area rows compared; indicators with both outcomes: {:?}",
         nonzero

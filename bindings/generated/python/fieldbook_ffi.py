@@ -557,6 +557,8 @@ def _uniffi_check_api_checksums(lib):
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_fieldbook_ffi_checksum_method_fieldbook_comment() != 27200:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_fieldbook_ffi_checksum_method_fieldbook_coverage() != 5744:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_fieldbook_ffi_checksum_method_fieldbook_download_photo() != 53737:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_fieldbook_ffi_checksum_method_fieldbook_finding() != 40547:
@@ -678,6 +680,9 @@ _UniffiLib.uniffi_fieldbook_ffi_checksum_method_fieldbook_clear_answer.restype =
 _UniffiLib.uniffi_fieldbook_ffi_checksum_method_fieldbook_comment.argtypes = (
 )
 _UniffiLib.uniffi_fieldbook_ffi_checksum_method_fieldbook_comment.restype = ctypes.c_uint16
+_UniffiLib.uniffi_fieldbook_ffi_checksum_method_fieldbook_coverage.argtypes = (
+)
+_UniffiLib.uniffi_fieldbook_ffi_checksum_method_fieldbook_coverage.restype = ctypes.c_uint16
 _UniffiLib.uniffi_fieldbook_ffi_checksum_method_fieldbook_download_photo.argtypes = (
 )
 _UniffiLib.uniffi_fieldbook_ffi_checksum_method_fieldbook_download_photo.restype = ctypes.c_uint16
@@ -849,6 +854,12 @@ _UniffiLib.uniffi_fieldbook_ffi_fn_method_fieldbook_comment.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_fieldbook_ffi_fn_method_fieldbook_comment.restype = None
+_UniffiLib.uniffi_fieldbook_ffi_fn_method_fieldbook_coverage.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_fieldbook_ffi_fn_method_fieldbook_coverage.restype = _UniffiRustBuffer
 _UniffiLib.uniffi_fieldbook_ffi_fn_method_fieldbook_download_photo.argtypes = (
     ctypes.c_uint64,
     _UniffiRustBuffer,
@@ -1571,6 +1582,148 @@ class _UniffiFfiConverterTypeChoiceItem(_UniffiConverterRustBuffer):
         _UniffiFfiConverterString.write(value.key, buf)
         _UniffiFfiConverterString.write(value.label, buf)
 
+class _UniffiFfiConverterUInt64(_UniffiConverterPrimitiveInt):
+    CLASS_NAME = "u64"
+    VALUE_MIN = 0
+    VALUE_MAX = 2**64
+
+    @staticmethod
+    def read(buf):
+        return buf.read_u64()
+
+    @staticmethod
+    def write(value, buf):
+        buf.write_u64(value)
+
+class _UniffiFfiConverterFloat64(_UniffiConverterPrimitiveFloat):
+    @staticmethod
+    def read(buf):
+        return buf.read_double()
+
+    @staticmethod
+    def write(value, buf):
+        buf.write_double(value)
+
+class _UniffiFfiConverterOptionalFloat64(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        if value is not None:
+            _UniffiFfiConverterFloat64.check_lower(value)
+
+    @classmethod
+    def write(cls, value, buf):
+        if value is None:
+            buf.write_u8(0)
+            return
+
+        buf.write_u8(1)
+        _UniffiFfiConverterFloat64.write(value, buf)
+
+    @classmethod
+    def read(cls, buf):
+        flag = buf.read_u8()
+        if flag == 0:
+            return None
+        elif flag == 1:
+            return _UniffiFfiConverterFloat64.read(buf)
+        else:
+            raise InternalError("Unexpected flag byte for optional type")
+
+@dataclass
+class CoverageItem:
+    """
+    One row of the coverage table of the user's own areas: an indicator in
+    one area (the user's township and each village in it, or wider areas
+    for wider users).
+"""
+    def __init__(self, *, indicator:str, indicator_name:str, level:str, area_code:str, area_name:str, numerator:int, denominator:int, not_inspected:int, rate:typing.Optional[float], target:typing.Optional[float], gap:typing.Optional[float]):
+        self.indicator = indicator
+        self.indicator_name = indicator_name
+        self.level = level
+        self.area_code = area_code
+        self.area_name = area_name
+        self.numerator = numerator
+        self.denominator = denominator
+        self.not_inspected = not_inspected
+        self.rate = rate
+        self.target = target
+        self.gap = gap
+        
+        
+
+    
+    def __str__(self):
+        return "CoverageItem(indicator={}, indicator_name={}, level={}, area_code={}, area_name={}, numerator={}, denominator={}, not_inspected={}, rate={}, target={}, gap={})".format(self.indicator, self.indicator_name, self.level, self.area_code, self.area_name, self.numerator, self.denominator, self.not_inspected, self.rate, self.target, self.gap)
+    def __eq__(self, other):
+        if self.indicator != other.indicator:
+            return False
+        if self.indicator_name != other.indicator_name:
+            return False
+        if self.level != other.level:
+            return False
+        if self.area_code != other.area_code:
+            return False
+        if self.area_name != other.area_name:
+            return False
+        if self.numerator != other.numerator:
+            return False
+        if self.denominator != other.denominator:
+            return False
+        if self.not_inspected != other.not_inspected:
+            return False
+        if self.rate != other.rate:
+            return False
+        if self.target != other.target:
+            return False
+        if self.gap != other.gap:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeCoverageItem(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return CoverageItem(
+            indicator=_UniffiFfiConverterString.read(buf),
+            indicator_name=_UniffiFfiConverterString.read(buf),
+            level=_UniffiFfiConverterString.read(buf),
+            area_code=_UniffiFfiConverterString.read(buf),
+            area_name=_UniffiFfiConverterString.read(buf),
+            numerator=_UniffiFfiConverterUInt64.read(buf),
+            denominator=_UniffiFfiConverterUInt64.read(buf),
+            not_inspected=_UniffiFfiConverterUInt64.read(buf),
+            rate=_UniffiFfiConverterOptionalFloat64.read(buf),
+            target=_UniffiFfiConverterOptionalFloat64.read(buf),
+            gap=_UniffiFfiConverterOptionalFloat64.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterString.check_lower(value.indicator)
+        _UniffiFfiConverterString.check_lower(value.indicator_name)
+        _UniffiFfiConverterString.check_lower(value.level)
+        _UniffiFfiConverterString.check_lower(value.area_code)
+        _UniffiFfiConverterString.check_lower(value.area_name)
+        _UniffiFfiConverterUInt64.check_lower(value.numerator)
+        _UniffiFfiConverterUInt64.check_lower(value.denominator)
+        _UniffiFfiConverterUInt64.check_lower(value.not_inspected)
+        _UniffiFfiConverterOptionalFloat64.check_lower(value.rate)
+        _UniffiFfiConverterOptionalFloat64.check_lower(value.target)
+        _UniffiFfiConverterOptionalFloat64.check_lower(value.gap)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterString.write(value.indicator, buf)
+        _UniffiFfiConverterString.write(value.indicator_name, buf)
+        _UniffiFfiConverterString.write(value.level, buf)
+        _UniffiFfiConverterString.write(value.area_code, buf)
+        _UniffiFfiConverterString.write(value.area_name, buf)
+        _UniffiFfiConverterUInt64.write(value.numerator, buf)
+        _UniffiFfiConverterUInt64.write(value.denominator, buf)
+        _UniffiFfiConverterUInt64.write(value.not_inspected, buf)
+        _UniffiFfiConverterOptionalFloat64.write(value.rate, buf)
+        _UniffiFfiConverterOptionalFloat64.write(value.target, buf)
+        _UniffiFfiConverterOptionalFloat64.write(value.gap, buf)
+
 @dataclass
 class FieldProblem:
     """
@@ -1615,15 +1768,6 @@ class _UniffiFfiConverterTypeFieldProblem(_UniffiConverterRustBuffer):
         _UniffiFfiConverterString.write(value.field, buf)
         _UniffiFfiConverterString.write(value.code, buf)
         _UniffiFfiConverterString.write(value.message, buf)
-
-class _UniffiFfiConverterFloat64(_UniffiConverterPrimitiveFloat):
-    @staticmethod
-    def read(buf):
-        return buf.read_double()
-
-    @staticmethod
-    def write(value, buf):
-        buf.write_double(value)
 
 
 
@@ -2114,19 +2258,6 @@ class _UniffiFfiConverterInt64(_UniffiConverterPrimitiveInt):
     @staticmethod
     def write(value, buf):
         buf.write_i64(value)
-
-class _UniffiFfiConverterUInt64(_UniffiConverterPrimitiveInt):
-    CLASS_NAME = "u64"
-    VALUE_MIN = 0
-    VALUE_MAX = 2**64
-
-    @staticmethod
-    def read(buf):
-        return buf.read_u64()
-
-    @staticmethod
-    def write(value, buf):
-        buf.write_u64(value)
 
 class _UniffiFfiConverterOptionalInt64(_UniffiConverterRustBuffer):
     @classmethod
@@ -3668,31 +3799,6 @@ class _UniffiFfiConverterSequenceTypeChoiceItem(_UniffiConverterRustBuffer):
             _UniffiFfiConverterTypeChoiceItem.read(buf) for i in range(count)
         ]
 
-class _UniffiFfiConverterOptionalFloat64(_UniffiConverterRustBuffer):
-    @classmethod
-    def check_lower(cls, value):
-        if value is not None:
-            _UniffiFfiConverterFloat64.check_lower(value)
-
-    @classmethod
-    def write(cls, value, buf):
-        if value is None:
-            buf.write_u8(0)
-            return
-
-        buf.write_u8(1)
-        _UniffiFfiConverterFloat64.write(value, buf)
-
-    @classmethod
-    def read(cls, buf):
-        flag = buf.read_u8()
-        if flag == 0:
-            return None
-        elif flag == 1:
-            return _UniffiFfiConverterFloat64.read(buf)
-        else:
-            raise InternalError("Unexpected flag byte for optional type")
-
 @dataclass
 class TemplateField:
     """
@@ -4227,6 +4333,67 @@ class _UniffiFfiConverterBytes(_UniffiConverterRustBuffer):
         buf.write_i32(len(value))
         buf.write(value)
 
+class _UniffiFfiConverterInt32(_UniffiConverterPrimitiveInt):
+    CLASS_NAME = "i32"
+    VALUE_MIN = -2**31
+    VALUE_MAX = 2**31
+
+    @staticmethod
+    def read(buf):
+        return buf.read_i32()
+
+    @staticmethod
+    def write(value, buf):
+        buf.write_i32(value)
+
+class _UniffiFfiConverterOptionalInt32(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        if value is not None:
+            _UniffiFfiConverterInt32.check_lower(value)
+
+    @classmethod
+    def write(cls, value, buf):
+        if value is None:
+            buf.write_u8(0)
+            return
+
+        buf.write_u8(1)
+        _UniffiFfiConverterInt32.write(value, buf)
+
+    @classmethod
+    def read(cls, buf):
+        flag = buf.read_u8()
+        if flag == 0:
+            return None
+        elif flag == 1:
+            return _UniffiFfiConverterInt32.read(buf)
+        else:
+            raise InternalError("Unexpected flag byte for optional type")
+
+class _UniffiFfiConverterSequenceTypeCoverageItem(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        for item in value:
+            _UniffiFfiConverterTypeCoverageItem.check_lower(item)
+
+    @classmethod
+    def write(cls, value, buf):
+        items = len(value)
+        buf.write_i32(items)
+        for item in value:
+            _UniffiFfiConverterTypeCoverageItem.write(item, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative sequence length")
+
+        return [
+            _UniffiFfiConverterTypeCoverageItem.read(buf) for i in range(count)
+        ]
+
 class _UniffiFfiConverterSequenceTypeFindingItem(_UniffiConverterRustBuffer):
     @classmethod
     def check_lower(cls, value):
@@ -4586,6 +4753,15 @@ class FieldbookProtocol(typing.Protocol):
     def comment(self, record_id: str,text: str) -> None:
         """
         Comments on an inspection or a finding.
+"""
+        raise NotImplementedError
+    def coverage(self, year: typing.Optional[int]) -> typing.List[CoverageItem]:
+        """
+        Where the user's own areas stand against the plan: every indicator
+        for the user's township (or wider area) and each area below it,
+        computed on the phone from the records it holds, so it works offline
+        and is as fresh as the last sync. `year` counts approvals in that
+        calendar year; without it, everything approved up to today.
 """
         raise NotImplementedError
     async def download_photo(self, hash: str) -> bytes:
@@ -4991,6 +5167,28 @@ class Fieldbook(FieldbookProtocol):
         _uniffi_ffi_result = _uniffi_rust_call_with_error(
             _uniffi_error_converter,
             _UniffiLib.uniffi_fieldbook_ffi_fn_method_fieldbook_comment,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def coverage(self, year: typing.Optional[int]) -> typing.List[CoverageItem]:
+        """
+        Where the user's own areas stand against the plan: every indicator
+        for the user's township (or wider area) and each area below it,
+        computed on the phone from the records it holds, so it works offline
+        and is as fresh as the last sync. `year` counts approvals in that
+        calendar year; without it, everything approved up to today.
+"""
+        
+        _UniffiFfiConverterOptionalInt32.check_lower(year)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterOptionalInt32.lower(year),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterSequenceTypeCoverageItem.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeApiError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_fieldbook_ffi_fn_method_fieldbook_coverage,
             *_uniffi_lowered_args,
         )
         return _uniffi_lift_return(_uniffi_ffi_result)
@@ -5518,6 +5716,7 @@ __all__ = [
     "Language",
     "AccountInfo",
     "ChoiceItem",
+    "CoverageItem",
     "FieldProblem",
     "FieldState",
     "Position",

@@ -487,6 +487,22 @@ fileprivate struct FfiConverterUInt32: FfiConverterPrimitive {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterInt32: FfiConverterPrimitive {
+    typealias FfiType = Int32
+    typealias SwiftType = Int32
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Int32 {
+        return try lift(readInt(&buf))
+    }
+
+    public static func write(_ value: Int32, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterUInt64: FfiConverterPrimitive {
     typealias FfiType = UInt64
     typealias SwiftType = UInt64
@@ -820,6 +836,15 @@ public protocol FieldbookProtocol: AnyObject, Sendable {
      * Comments on an inspection or a finding.
      */
     func comment(recordId: String, text: String) throws 
+    
+    /**
+     * Where the user's own areas stand against the plan: every indicator
+     * for the user's township (or wider area) and each area below it,
+     * computed on the phone from the records it holds, so it works offline
+     * and is as fresh as the last sync. `year` counts approvals in that
+     * calendar year; without it, everything approved up to today.
+     */
+    func coverage(year: Int32?) throws  -> [CoverageItem]
     
     /**
      * Downloads a photo taken on another phone (a supervisor reviewing
@@ -1164,6 +1189,23 @@ open func comment(recordId: String, text: String)throws   {try rustCallWithError
         FfiConverterString.lower(text),uniffiCallStatus
     )
 }
+}
+    
+    /**
+     * Where the user's own areas stand against the plan: every indicator
+     * for the user's township (or wider area) and each area below it,
+     * computed on the phone from the records it holds, so it works offline
+     * and is as fresh as the last sync. `year` counts approvals in that
+     * calendar year; without it, everything approved up to today.
+     */
+open func coverage(year: Int32?)throws  -> [CoverageItem]  {
+    return try  FfiConverterSequenceTypeCoverageItem.lift(try rustCallWithError(FfiConverterTypeApiError_lift) {
+        uniffiCallStatus in
+    uniffi_fieldbook_ffi_fn_method_fieldbook_coverage(
+            self.uniffiCloneHandle(),
+        FfiConverterOptionInt32.lower(year),uniffiCallStatus
+    )
+})
 }
     
     /**
@@ -1850,6 +1892,143 @@ public func FfiConverterTypeChoiceItem_lift(_ buf: RustBuffer) throws -> ChoiceI
 #endif
 public func FfiConverterTypeChoiceItem_lower(_ value: ChoiceItem) -> RustBuffer {
     return FfiConverterTypeChoiceItem.lower(value)
+}
+
+
+/**
+ * One row of the coverage table of the user's own areas: an indicator in
+ * one area (the user's township and each village in it, or wider areas
+ * for wider users).
+ */
+public struct CoverageItem: Equatable, Hashable {
+    /**
+     * Stable indicator id, e.g. `sanitary_toilet_rate`.
+     */
+    public var indicator: String
+    /**
+     * Its name in the user's language.
+     */
+    public var indicatorName: String
+    /**
+     * `city`, `county`, `township` or `village`.
+     */
+    public var level: String
+    public var areaCode: String
+    public var areaName: String
+    public var numerator: UInt64
+    public var denominator: UInt64
+    /**
+     * Units with no approved inspection in the period.
+     */
+    public var notInspected: UInt64
+    /**
+     * Share 0–1; none when the area has no units (0 of 0).
+     */
+    public var rate: Double?
+    /**
+     * The plan's target for the period's end, 0–1, if it sets one.
+     */
+    public var target: Double?
+    /**
+     * Target minus rate.
+     */
+    public var gap: Double?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Stable indicator id, e.g. `sanitary_toilet_rate`.
+         */indicator: String, 
+        /**
+         * Its name in the user's language.
+         */indicatorName: String, 
+        /**
+         * `city`, `county`, `township` or `village`.
+         */level: String, areaCode: String, areaName: String, numerator: UInt64, denominator: UInt64, 
+        /**
+         * Units with no approved inspection in the period.
+         */notInspected: UInt64, 
+        /**
+         * Share 0–1; none when the area has no units (0 of 0).
+         */rate: Double?, 
+        /**
+         * The plan's target for the period's end, 0–1, if it sets one.
+         */target: Double?, 
+        /**
+         * Target minus rate.
+         */gap: Double?) {
+        self.indicator = indicator
+        self.indicatorName = indicatorName
+        self.level = level
+        self.areaCode = areaCode
+        self.areaName = areaName
+        self.numerator = numerator
+        self.denominator = denominator
+        self.notInspected = notInspected
+        self.rate = rate
+        self.target = target
+        self.gap = gap
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension CoverageItem: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeCoverageItem: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> CoverageItem {
+        return
+            try CoverageItem(
+                indicator: FfiConverterString.read(from: &buf), 
+                indicatorName: FfiConverterString.read(from: &buf), 
+                level: FfiConverterString.read(from: &buf), 
+                areaCode: FfiConverterString.read(from: &buf), 
+                areaName: FfiConverterString.read(from: &buf), 
+                numerator: FfiConverterUInt64.read(from: &buf), 
+                denominator: FfiConverterUInt64.read(from: &buf), 
+                notInspected: FfiConverterUInt64.read(from: &buf), 
+                rate: FfiConverterOptionDouble.read(from: &buf), 
+                target: FfiConverterOptionDouble.read(from: &buf), 
+                gap: FfiConverterOptionDouble.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: CoverageItem, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.indicator, into: &buf)
+        FfiConverterString.write(value.indicatorName, into: &buf)
+        FfiConverterString.write(value.level, into: &buf)
+        FfiConverterString.write(value.areaCode, into: &buf)
+        FfiConverterString.write(value.areaName, into: &buf)
+        FfiConverterUInt64.write(value.numerator, into: &buf)
+        FfiConverterUInt64.write(value.denominator, into: &buf)
+        FfiConverterUInt64.write(value.notInspected, into: &buf)
+        FfiConverterOptionDouble.write(value.rate, into: &buf)
+        FfiConverterOptionDouble.write(value.target, into: &buf)
+        FfiConverterOptionDouble.write(value.gap, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeCoverageItem_lift(_ buf: RustBuffer) throws -> CoverageItem {
+    return try FfiConverterTypeCoverageItem.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeCoverageItem_lower(_ value: CoverageItem) -> RustBuffer {
+    return FfiConverterTypeCoverageItem.lower(value)
 }
 
 
@@ -4360,6 +4539,30 @@ fileprivate struct FfiConverterOptionUInt32: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionInt32: FfiConverterRustBuffer {
+    typealias SwiftType = Int32?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterInt32.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterInt32.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionInt64: FfiConverterRustBuffer {
     typealias SwiftType = Int64?
 
@@ -4666,6 +4869,31 @@ fileprivate struct FfiConverterSequenceTypeChoiceItem: FfiConverterRustBuffer {
         seq.reserveCapacity(Int(len))
         for _ in 0 ..< len {
             seq.append(try FfiConverterTypeChoiceItem.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeCoverageItem: FfiConverterRustBuffer {
+    typealias SwiftType = [CoverageItem]
+
+    public static func write(_ value: [CoverageItem], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeCoverageItem.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [CoverageItem] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [CoverageItem]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeCoverageItem.read(from: &buf))
         }
         return seq
     }
@@ -5107,6 +5335,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_fieldbook_ffi_checksum_method_fieldbook_comment() != 27200) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_fieldbook_ffi_checksum_method_fieldbook_coverage() != 5744) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_fieldbook_ffi_checksum_method_fieldbook_download_photo() != 53737) {

@@ -355,6 +355,11 @@ void uniffi_fieldbook_ffi_fn_method_fieldbook_clear_answer(uint64_t ptr, RustBuf
 void uniffi_fieldbook_ffi_fn_method_fieldbook_comment(uint64_t ptr, RustBuffer record_id, RustBuffer text, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FIELDBOOK_FFI_FN_METHOD_FIELDBOOK_COVERAGE
+#define UNIFFI_FFIDEF_UNIFFI_FIELDBOOK_FFI_FN_METHOD_FIELDBOOK_COVERAGE
+RustBuffer uniffi_fieldbook_ffi_fn_method_fieldbook_coverage(uint64_t ptr, RustBuffer year, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_FIELDBOOK_FFI_FN_METHOD_FIELDBOOK_DOWNLOAD_PHOTO
 #define UNIFFI_FFIDEF_UNIFFI_FIELDBOOK_FFI_FN_METHOD_FIELDBOOK_DOWNLOAD_PHOTO
 uint64_t uniffi_fieldbook_ffi_fn_method_fieldbook_download_photo(uint64_t ptr, RustBuffer hash
@@ -832,6 +837,12 @@ uint16_t uniffi_fieldbook_ffi_checksum_method_fieldbook_clear_answer(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_FIELDBOOK_FFI_CHECKSUM_METHOD_FIELDBOOK_COMMENT
 #define UNIFFI_FFIDEF_UNIFFI_FIELDBOOK_FFI_CHECKSUM_METHOD_FIELDBOOK_COMMENT
 uint16_t uniffi_fieldbook_ffi_checksum_method_fieldbook_comment(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FIELDBOOK_FFI_CHECKSUM_METHOD_FIELDBOOK_COVERAGE
+#define UNIFFI_FFIDEF_UNIFFI_FIELDBOOK_FFI_CHECKSUM_METHOD_FIELDBOOK_COVERAGE
+uint16_t uniffi_fieldbook_ffi_checksum_method_fieldbook_coverage(void
     
 );
 #endif

@@ -15,6 +15,7 @@
 //! Only this module knows the phone's SQL.
 
 mod api;
+mod coverage;
 mod error;
 pub mod migrations;
 mod photos;

@@ -734,6 +734,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_fieldbook_ffi_checksum_method_fieldbook_comment(
     ): Int
+    external fun uniffi_fieldbook_ffi_checksum_method_fieldbook_coverage(
+    ): Int
     external fun uniffi_fieldbook_ffi_checksum_method_fieldbook_download_photo(
     ): Int
     external fun uniffi_fieldbook_ffi_checksum_method_fieldbook_finding(
@@ -839,6 +841,8 @@ internal object UniffiLib {
     ): Unit
     external fun uniffi_fieldbook_ffi_fn_method_fieldbook_comment(`ptr`: Long,`recordId`: RustBuffer.ByValue,`text`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
+    external fun uniffi_fieldbook_ffi_fn_method_fieldbook_coverage(`ptr`: Long,`year`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
     external fun uniffi_fieldbook_ffi_fn_method_fieldbook_download_photo(`ptr`: Long,`hash`: RustBuffer.ByValue,
     ): Long
     external fun uniffi_fieldbook_ffi_fn_method_fieldbook_finding(`ptr`: Long,`findingId`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
@@ -1053,6 +1057,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_fieldbook_ffi_checksum_method_fieldbook_comment() and 0xFFFF) != 27200) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_fieldbook_ffi_checksum_method_fieldbook_coverage() and 0xFFFF) != 5744) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_fieldbook_ffi_checksum_method_fieldbook_download_photo() and 0xFFFF) != 53737) {
@@ -1372,6 +1379,29 @@ public object FfiConverterUInt: FfiConverter<UInt, Int> {
 
     override fun write(value: UInt, buf: ByteBuffer) {
         buf.putInt(value.toInt())
+    }
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterInt: FfiConverter<Int, Int> {
+    override fun lift(value: Int): Int {
+        return value
+    }
+
+    override fun read(buf: ByteBuffer): Int {
+        return buf.getInt()
+    }
+
+    override fun lower(value: Int): Int {
+        return value
+    }
+
+    override fun allocationSize(value: Int) = 4UL
+
+    override fun write(value: Int, buf: ByteBuffer) {
+        buf.putInt(value)
     }
 }
 
@@ -1980,6 +2010,15 @@ public interface FieldbookInterface {
     fun `comment`(`recordId`: kotlin.String, `text`: kotlin.String)
     
     /**
+     * Where the user's own areas stand against the plan: every indicator
+     * for the user's township (or wider area) and each area below it,
+     * computed on the phone from the records it holds, so it works offline
+     * and is as fresh as the last sync. `year` counts approvals in that
+     * calendar year; without it, everything approved up to today.
+     */
+    fun `coverage`(`year`: kotlin.Int?): List<CoverageItem>
+    
+    /**
      * Downloads a photo taken on another phone (a supervisor reviewing
      * evidence) and returns its JPEG bytes.
      */
@@ -2422,6 +2461,28 @@ open class Fieldbook: Disposable, AutoCloseable, FieldbookInterface
 }
     }
     
+    
+
+    
+    /**
+     * Where the user's own areas stand against the plan: every indicator
+     * for the user's township (or wider area) and each area below it,
+     * computed on the phone from the records it holds, so it works offline
+     * and is as fresh as the last sync. `year` counts approvals in that
+     * calendar year; without it, everything approved up to today.
+     */
+    @Throws(ApiException::class)override fun `coverage`(`year`: kotlin.Int?): List<CoverageItem> {
+            return FfiConverterSequenceTypeCoverageItem.lift(
+    callWithHandle {
+    uniffiRustCallWithError(ApiException) { _status ->
+    UniffiLib.uniffi_fieldbook_ffi_fn_method_fieldbook_coverage(
+        it,
+        
+        FfiConverterOptionalInt.lower(`year`),_status)
+}
+    }
+    )
+    }
     
 
     
@@ -3296,6 +3357,115 @@ public object FfiConverterTypeChoiceItem: FfiConverterRustBuffer<ChoiceItem> {
     override fun write(value: ChoiceItem, buf: ByteBuffer) {
             FfiConverterString.write(value.`key`, buf)
             FfiConverterString.write(value.`label`, buf)
+    }
+}
+
+
+
+/**
+ * One row of the coverage table of the user's own areas: an indicator in
+ * one area (the user's township and each village in it, or wider areas
+ * for wider users).
+ */
+data class CoverageItem (
+    /**
+     * Stable indicator id, e.g. `sanitary_toilet_rate`.
+     */
+    var `indicator`: kotlin.String
+    , 
+    /**
+     * Its name in the user's language.
+     */
+    var `indicatorName`: kotlin.String
+    , 
+    /**
+     * `city`, `county`, `township` or `village`.
+     */
+    var `level`: kotlin.String
+    , 
+    var `areaCode`: kotlin.String
+    , 
+    var `areaName`: kotlin.String
+    , 
+    var `numerator`: kotlin.ULong
+    , 
+    var `denominator`: kotlin.ULong
+    , 
+    /**
+     * Units with no approved inspection in the period.
+     */
+    var `notInspected`: kotlin.ULong
+    , 
+    /**
+     * Share 0–1; none when the area has no units (0 of 0).
+     */
+    var `rate`: kotlin.Double?
+    , 
+    /**
+     * The plan's target for the period's end, 0–1, if it sets one.
+     */
+    var `target`: kotlin.Double?
+    , 
+    /**
+     * Target minus rate.
+     */
+    var `gap`: kotlin.Double?
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeCoverageItem: FfiConverterRustBuffer<CoverageItem> {
+    override fun read(buf: ByteBuffer): CoverageItem {
+        return CoverageItem(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterOptionalDouble.read(buf),
+            FfiConverterOptionalDouble.read(buf),
+            FfiConverterOptionalDouble.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: CoverageItem) = (
+            FfiConverterString.allocationSize(value.`indicator`) +
+            FfiConverterString.allocationSize(value.`indicatorName`) +
+            FfiConverterString.allocationSize(value.`level`) +
+            FfiConverterString.allocationSize(value.`areaCode`) +
+            FfiConverterString.allocationSize(value.`areaName`) +
+            FfiConverterULong.allocationSize(value.`numerator`) +
+            FfiConverterULong.allocationSize(value.`denominator`) +
+            FfiConverterULong.allocationSize(value.`notInspected`) +
+            FfiConverterOptionalDouble.allocationSize(value.`rate`) +
+            FfiConverterOptionalDouble.allocationSize(value.`target`) +
+            FfiConverterOptionalDouble.allocationSize(value.`gap`)
+    )
+
+    override fun write(value: CoverageItem, buf: ByteBuffer) {
+            FfiConverterString.write(value.`indicator`, buf)
+            FfiConverterString.write(value.`indicatorName`, buf)
+            FfiConverterString.write(value.`level`, buf)
+            FfiConverterString.write(value.`areaCode`, buf)
+            FfiConverterString.write(value.`areaName`, buf)
+            FfiConverterULong.write(value.`numerator`, buf)
+            FfiConverterULong.write(value.`denominator`, buf)
+            FfiConverterULong.write(value.`notInspected`, buf)
+            FfiConverterOptionalDouble.write(value.`rate`, buf)
+            FfiConverterOptionalDouble.write(value.`target`, buf)
+            FfiConverterOptionalDouble.write(value.`gap`, buf)
     }
 }
 
@@ -5259,6 +5429,38 @@ public object FfiConverterOptionalUInt: FfiConverterRustBuffer<kotlin.UInt?> {
 /**
  * @suppress
  */
+public object FfiConverterOptionalInt: FfiConverterRustBuffer<kotlin.Int?> {
+    override fun read(buf: ByteBuffer): kotlin.Int? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterInt.read(buf)
+    }
+
+    override fun allocationSize(value: kotlin.Int?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterInt.allocationSize(value)
+        }
+    }
+
+    override fun write(value: kotlin.Int?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterInt.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterOptionalLong: FfiConverterRustBuffer<kotlin.Long?> {
     override fun read(buf: ByteBuffer): kotlin.Long? {
         if (buf.get().toInt() == 0) {
@@ -5657,6 +5859,34 @@ public object FfiConverterSequenceTypeChoiceItem: FfiConverterRustBuffer<List<Ch
         buf.putInt(value.size)
         value.iterator().forEach {
             FfiConverterTypeChoiceItem.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeCoverageItem: FfiConverterRustBuffer<List<CoverageItem>> {
+    override fun read(buf: ByteBuffer): List<CoverageItem> {
+        val len = buf.getInt()
+        return List<CoverageItem>(len) {
+            FfiConverterTypeCoverageItem.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<CoverageItem>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeCoverageItem.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<CoverageItem>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeCoverageItem.write(it, buf)
         }
     }
 }

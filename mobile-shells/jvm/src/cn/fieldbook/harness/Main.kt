@@ -286,6 +286,18 @@ suspend fun scenario(server: String, adminUser: String, adminPassword: String) {
     check((app.state.value.screen as Screen.Inspection).detail.status == InspectionStatus.APPROVED) { "approval reaches the phone" }
     step("supervisor approved; the phone shows the record approved")
 
+    // ---- the township's coverage, computed on the phone ---------------------
+    proxy.online = false
+    val cover = app.fieldbook!!.coverage(null)
+    val villageRow = cover.single { it.indicator == "rural_sewage_rate" && it.areaCode == site.villageCode }
+    check(villageRow.denominator == 1uL && villageRow.notInspected == 0uL) { "the approved village counts: $villageRow" }
+    check(villageRow.indicatorName == "Rural domestic sewage treatment rate" && villageRow.level == "village")
+    val above = cover.filter { it.indicator == "rural_sewage_rate" && site.villageCode.startsWith(it.areaCode) }
+    check(above.all { it.denominator >= villageRow.denominator && it.numerator >= villageRow.numerator }) { "roll-ups add up: $above" }
+    expectError<ApiException.InvalidInput>("a year out of range") { app.fieldbook!!.coverage(1900) }
+    proxy.online = true
+    step("offline coverage of the inspector's area: ${cover.size} rows, the approved village counted (${villageRow.numerator}/${villageRow.denominator})")
+
     // ---- login expiry, cancel, restart offline ------------------------------
     app.logout()
     check(app.state.value.screen is Screen.Login && app.state.value.account?.loginRequired == true)
