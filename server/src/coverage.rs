@@ -14,15 +14,17 @@
 //! from it and check the coverage export.
 
 use crate::export::{Cell, ExportError, SiteFeature, TableFormat, TableWriter};
-use crate::storage::reports::{FindingRow, InspectionRow, Reports, SiteRow};
+use crate::storage::reports::{FindingRow, InspectionRow, Reports, Shard, SiteRow};
 use crate::storage::{Result, StorageError};
+use fieldbook_core::model::indicator::Approved;
 use fieldbook_core::model::indicator::{
-    Approved, Coverage, CoverageRow, FindingFacts, Indicators, Period, SiteFacts,
+    Coverage, CoverageRow, FindingFacts, Indicators, Period, SiteSummary,
 };
 use fieldbook_core::model::workflow::china_date;
 use fieldbook_core::model::{Divisions, FindingStatus, SiteKind, Templates, Value};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 fn malformed(what: &str, id: &str, e: impl std::fmt::Display) -> StorageError {
     StorageError::Corrupt {
@@ -45,22 +47,6 @@ pub fn outcomes(kind: SiteKind, i: &InspectionRow) -> Result<BTreeMap<String, bo
     Ok(template.rule_outcomes(&answers).into_iter().collect())
 }
 
-/// A site's approved inspections with their outcomes and approval times.
-fn approved(kind: SiteKind, site: &SiteRow) -> Result<Vec<Approved>> {
-    let mut out = Vec::new();
-    for i in &site.inspections {
-        if i.status != "approved" {
-            continue;
-        }
-        let Some(at) = i.reviewed_at else { continue };
-        out.push(Approved {
-            approved_at: at,
-            outcomes: outcomes(kind, i)?,
-        });
-    }
-    Ok(out)
-}
-
 fn site_kind(site: &SiteRow) -> Result<SiteKind> {
     SiteKind::from_key(&site.kind).ok_or_else(|| StorageError::Corrupt {
         id: site.id.clone(),
@@ -68,8 +54,180 @@ fn site_kind(site: &SiteRow) -> Result<SiteKind> {
     })
 }
 
+/// What coverage keeps of one site's approvals while it reads them: the
+/// latest in the period with the outcomes of the rules the indicators read
+/// (as bits, in [`Indicators::rules_read`] order), and the number in the
+/// schedule window. A few dozen bytes a site, so a city's million sites
+/// fit in a few tens of megabytes.
+#[derive(Debug, Clone, Copy, Default)]
+struct SiteApprovals {
+    latest_at: Option<i64>,
+    latest_holds: u32,
+    in_window: u32,
+}
+
+/// Unix ms where China date `d` begins.
+fn day_start(d: &str) -> Result<i64> {
+    fieldbook_core::model::workflow::china_day_start_ms(d).ok_or_else(|| StorageError::Corrupt {
+        id: d.to_owned(),
+        reason: "a period bound is not a date".into(),
+    })
+}
+
+/// Threads a city's report reads with: one per core, up to the storage's
+/// reader connections.
+fn report_threads() -> u32 {
+    std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 4) as u32)
+}
+
+/// Runs `work` on `parts` threads, one shard each, and reports the shared
+/// row count to `progress` from the calling thread while they run.
+fn in_parallel<T: Send>(
+    parts: u32,
+    read: &AtomicU64,
+    progress: &mut dyn FnMut(u64),
+    work: &(dyn Fn(Shard) -> Result<T> + Sync),
+) -> Result<Vec<T>> {
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..parts)
+            .map(|index| {
+                scope.spawn(move || {
+                    work(Shard {
+                        index,
+                        count: parts,
+                    })
+                })
+            })
+            .collect();
+        while !handles
+            .iter()
+            .all(std::thread::ScopedJoinHandle::is_finished)
+        {
+            progress(read.load(Ordering::Relaxed));
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(StorageError::Conflict("a report thread failed".into()))
+                })
+            })
+            .collect()
+    })
+}
+
+/// Pass one: the approvals of one shard, judged and reduced per site.
+fn approvals_part(
+    src: &dyn Reports,
+    defs: &Indicators,
+    area: &str,
+    period: &Period,
+    shard: Shard,
+    read: &AtomicU64,
+) -> Result<HashMap<Box<str>, SiteApprovals>> {
+    let window = period.schedule_window();
+    let from = match (&period.from, &window.from) {
+        (Some(p), Some(w)) => Some(day_start(p.min(w))?),
+        _ => None,
+    };
+    let until = day_start(&period.to)? + 86_400_000;
+    let mut by_site: HashMap<Box<str>, SiteApprovals> = HashMap::new();
+    src.scan_approvals(area, from, until, shard, &mut |a| {
+        read.fetch_add(1, Ordering::Relaxed);
+        let in_period = period.contains(a.reviewed_at);
+        let in_window = window.contains(a.reviewed_at);
+        if !in_period && !in_window {
+            return Ok(());
+        }
+        let entry = match by_site.get_mut(a.site_id) {
+            Some(e) => e,
+            None => by_site.entry(a.site_id.into()).or_default(),
+        };
+        entry.in_window += u32::from(in_window);
+        // Only a new latest is judged: earlier approvals count for the
+        // schedule alone.
+        if in_period && entry.latest_at.is_none_or(|t| a.reviewed_at > t) {
+            let kind = SiteKind::from_key(a.site_kind).ok_or_else(|| StorageError::Corrupt {
+                id: a.site_id.to_owned(),
+                reason: format!("unknown site kind {:?}", a.site_kind),
+            })?;
+            let mut holds = 0u32;
+            if let Some(t) = Templates::builtin().get(kind, a.template_version) {
+                let answers = json_map("answers", a.site_id, a.answers)?;
+                let outcomes = t.rule_outcomes(&answers);
+                for (bit, rule) in defs.rules_read(kind).into_iter().enumerate() {
+                    if outcomes.iter().any(|(r, ok)| *ok && r == rule) {
+                        holds |= 1 << bit;
+                    }
+                }
+            }
+            entry.latest_at = Some(a.reviewed_at);
+            entry.latest_holds = holds;
+        }
+        Ok(())
+    })?;
+    Ok(by_site)
+}
+
+/// Pass two: the sites of one shard counted with their summaries.
+fn sites_part<'d>(
+    src: &dyn Reports,
+    defs: &'d Indicators,
+    area: &str,
+    period: &Period,
+    approvals: &HashMap<Box<str>, SiteApprovals>,
+    shard: Shard,
+    read: &AtomicU64,
+) -> Result<Coverage<'d>> {
+    let mut cov = Coverage::new(defs, period.clone());
+    let attribute_kinds: Vec<&str> = defs
+        .kinds_reading_attributes()
+        .into_iter()
+        .map(SiteKind::key)
+        .collect();
+    let none = BTreeMap::new();
+    src.scan_site_facts(area, &attribute_kinds, shard, &mut |site| {
+        read.fetch_add(1, Ordering::Relaxed);
+        let kind = SiteKind::from_key(site.kind).ok_or_else(|| StorageError::Corrupt {
+            id: site.id.to_owned(),
+            reason: format!("unknown site kind {:?}", site.kind),
+        })?;
+        let attributes = match site.attributes {
+            Some(text) => json_map("attributes", site.id, text)?,
+            None => none.clone(),
+        };
+        let summary = approvals.get(site.id).copied().unwrap_or_default();
+        let latest = summary.latest_at.map(|at| Approved {
+            approved_at: at,
+            outcomes: defs
+                .rules_read(kind)
+                .into_iter()
+                .enumerate()
+                .map(|(bit, r)| (r.to_owned(), summary.latest_holds & (1 << bit) != 0))
+                .collect(),
+        });
+        cov.add_site_summary(&SiteSummary {
+            kind,
+            village_code: site.village_code,
+            attributes: &attributes,
+            latest: latest.as_ref(),
+            in_schedule_window: summary.in_window,
+        });
+        Ok(())
+    })?;
+    Ok(cov)
+}
+
 /// Coverage rows for `area` in `period`. `progress` is told the number of
-/// sites and findings read so far.
+/// approvals, sites and findings read so far.
+///
+/// Two passes over the storage, each split over the cores, then findings:
+/// approved inspections reviewed in the period (or its schedule window)
+/// are judged as they come and reduced to a [`SiteApprovals`] per site;
+/// then each site is read once and counted with its summary, and the
+/// parts' counts are added up. A join of sites to inspections would cost an
+/// index lookup per site, several times slower for a city.
 pub fn coverage_rows(
     src: &dyn Reports,
     defs: &Indicators,
@@ -78,24 +236,34 @@ pub fn coverage_rows(
     period: Period,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Vec<CoverageRow>> {
-    let mut cov = Coverage::new(defs, period);
-    let mut n = 0u64;
-    src.scan_sites(area, false, &mut |site| {
-        let kind = site_kind(&site)?;
-        let attributes = json_map("attributes", &site.id, &site.attributes)?;
-        let approved = approved(kind, &site)?;
-        cov.add_site(&SiteFacts {
-            kind,
-            village_code: &site.village_code,
-            attributes: &attributes,
-            approved: &approved,
-        });
-        n += 1;
-        if n.is_multiple_of(4096) {
-            progress(n);
-        }
-        Ok(())
+    let parts = report_threads();
+    let read = AtomicU64::new(0);
+    let mut maps = in_parallel(parts, &read, progress, &|shard| {
+        approvals_part(src, defs, area, &period, shard, &read)
     })?;
+    // The largest part takes in the others. A site's approvals may fall in
+    // several parts: schedule counts add, the later latest wins.
+    maps.sort_by_key(HashMap::len);
+    let mut approvals = maps.pop().unwrap_or_default();
+    for m in maps {
+        for (site, b) in m {
+            let a = approvals.entry(site).or_default();
+            a.in_window += b.in_window;
+            if b.latest_at > a.latest_at {
+                a.latest_at = b.latest_at;
+                a.latest_holds = b.latest_holds;
+            }
+        }
+    }
+    let parts_cov = in_parallel(parts, &read, progress, &|shard| {
+        sites_part(src, defs, area, &period, &approvals, shard, &read)
+    })?;
+    drop(approvals);
+    let mut cov = Coverage::new(defs, period);
+    for part in parts_cov {
+        cov.merge(part);
+    }
+    let mut n = read.load(Ordering::Relaxed);
     src.scan_findings(area, &mut |f: FindingRow| {
         let (Some(kind), Some(status)) = (
             SiteKind::from_key(&f.site_kind),

@@ -124,6 +124,39 @@ pub enum IndicatorError {
 }
 
 impl Indicators {
+    /// Site kinds whose indicators read registry attributes (household
+    /// counts, supervision levels, the closure list); the others need only
+    /// a site's kind and village, so readers can skip their attributes.
+    pub fn kinds_reading_attributes(&self) -> HashSet<SiteKind> {
+        self.indicators
+            .iter()
+            .filter(|i| {
+                i.site_filter.is_some()
+                    || i.unit == Unit::RuralVillage
+                    || matches!(
+                        i.numerator,
+                        Numerator::HouseholdsShare(_) | Numerator::InspectedOnSchedule
+                    )
+            })
+            .filter_map(|i| i.kind)
+            .collect()
+    }
+
+    /// The template rules the indicators of `kind` read, in definition
+    /// order: a reader that keeps outcomes compactly keeps only these.
+    pub fn rules_read(&self, kind: SiteKind) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        for i in self.indicators.iter().filter(|i| i.kind == Some(kind)) {
+            if let Numerator::Rule(r) | Numerator::AnySite(r) | Numerator::HouseholdsShare(r) =
+                &i.numerator
+                && !out.contains(&r.as_str())
+            {
+                out.push(r);
+            }
+        }
+        out
+    }
+
     /// The built-in definitions.
     pub fn builtin() -> &'static Indicators {
         static BUILTIN: OnceLock<Indicators> = OnceLock::new();
@@ -271,7 +304,7 @@ impl Period {
 
     /// The year schedules are counted over: the period itself for a year,
     /// the calendar year of the end date for "as of".
-    fn schedule_window(&self) -> Period {
+    pub fn schedule_window(&self) -> Period {
         match &self.from {
             Some(_) => self.clone(),
             None => Period {
@@ -300,6 +333,21 @@ pub struct SiteFacts<'a> {
     pub village_code: &'a str,
     pub attributes: &'a BTreeMap<String, Value>,
     pub approved: &'a [Approved],
+}
+
+/// A site with its approvals already reduced to what the evaluator reads
+/// of them, for readers that reduce as they scan (a city's report reads
+/// approvals apart from sites, and keeps one small summary per site).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SiteSummary<'a> {
+    pub kind: SiteKind,
+    pub village_code: &'a str,
+    pub attributes: &'a BTreeMap<String, Value>,
+    /// The latest approval in the period.
+    pub latest: Option<&'a Approved>,
+    /// Approvals in the period's schedule window
+    /// ([`Period::schedule_window`]).
+    pub in_schedule_window: u32,
 }
 
 /// One finding.
@@ -391,6 +439,23 @@ impl<'d> Coverage<'d> {
         }
     }
 
+    /// Folds in the counts of another evaluator of the same definitions and
+    /// period, fed with other sites and findings: a report can be computed
+    /// in parts (one per county, on several cores) and added up.
+    pub fn merge(&mut self, other: Coverage<'d>) {
+        for (k, t) in other.direct {
+            self.direct.entry(k).or_default().add(&t);
+        }
+        for (k, v) in other.villages {
+            let acc = self.villages.entry(k).or_default();
+            acc.any_holds |= v.any_holds;
+            acc.any_inspected |= v.any_inspected;
+            acc.served_ok += v.served_ok;
+            acc.served_all += v.served_all;
+            acc.households = acc.households.max(v.households);
+        }
+    }
+
     /// Counts one registered site.
     pub fn add_site(&mut self, s: &SiteFacts<'_>) {
         let latest = s
@@ -398,6 +463,24 @@ impl<'d> Coverage<'d> {
             .iter()
             .filter(|a| self.period.contains(a.approved_at))
             .max_by_key(|a| a.approved_at);
+        let window = self.period.schedule_window();
+        let done = s
+            .approved
+            .iter()
+            .filter(|a| window.contains(a.approved_at))
+            .count();
+        self.add_site_summary(&SiteSummary {
+            kind: s.kind,
+            village_code: s.village_code,
+            attributes: s.attributes,
+            latest,
+            in_schedule_window: u32::try_from(done).unwrap_or(u32::MAX),
+        });
+    }
+
+    /// Counts one registered site whose approvals the caller has reduced.
+    pub fn add_site_summary(&mut self, s: &SiteSummary<'_>) {
+        let latest = s.latest;
         for (ix, ind) in self.defs.indicators.iter().enumerate() {
             if ind.kind != Some(s.kind) {
                 continue;
@@ -419,12 +502,7 @@ impl<'d> Coverage<'d> {
                             latest.is_some_and(|a| a.outcomes.get(r) == Some(&true))
                         }
                         Numerator::InspectedOnSchedule => {
-                            let window = self.period.schedule_window();
-                            let done = s
-                                .approved
-                                .iter()
-                                .filter(|a| window.contains(a.approved_at))
-                                .count();
+                            let done = s.in_schedule_window;
                             let level = count(s.attributes, "supervision_level").to_string();
                             let needed = self
                                 .defs
@@ -433,7 +511,7 @@ impl<'d> Coverage<'d> {
                                 .get(&level)
                                 .copied()
                                 .unwrap_or(1);
-                            done as u64 >= u64::from(needed)
+                            u64::from(done) >= u64::from(needed)
                         }
                         _ => false,
                     };
@@ -851,6 +929,97 @@ mod tests {
         assert_eq!(
             row(&rows, "sanitary_toilet_rate", "410324").tally.numerator,
             3
+        );
+    }
+
+    #[test]
+    fn parts_merged_equal_the_whole() {
+        let defs = Indicators::builtin();
+        let ok = vec![approved("2024-04-01", "effective", true)];
+        let bad = vec![
+            approved("2024-03-01", "effective", true),
+            approved("2024-05-01", "effective", false),
+        ];
+        let a1 = attrs(&[("households_served", 40.0), ("village_households", 100.0)]);
+        let a2 = attrs(&[("households_served", 30.0)]);
+        let sites = [
+            ("410324100201", &a1, &ok),
+            ("410324100201", &a2, &ok),
+            ("410324100202", &a1, &bad),
+            ("410324200201", &a2, &ok),
+        ];
+        type Site<'a> = (&'a str, &'a BTreeMap<String, Value>, &'a Vec<Approved>);
+        fn fact<'a>(s: &Site<'a>) -> SiteFacts<'a> {
+            SiteFacts {
+                kind: SiteKind::RuralSewage,
+                village_code: s.0,
+                attributes: s.1,
+                approved: s.2,
+            }
+        }
+        let mut whole = Coverage::new(defs, Period::year(2024));
+        for s in &sites {
+            whole.add_site(&fact(s));
+        }
+        // Split inside one village too: merging must add households, not
+        // take one part's.
+        let mut first = Coverage::new(defs, Period::year(2024));
+        let mut second = Coverage::new(defs, Period::year(2024));
+        for (i, s) in sites.iter().enumerate() {
+            if i % 2 == 0 { &mut first } else { &mut second }.add_site(&fact(s));
+        }
+        first.merge(second);
+        assert_eq!(
+            first.rows(&divisions(), "410324"),
+            whole.rows(&divisions(), "410324")
+        );
+        let rows = whole.rows(&divisions(), "410324");
+        assert_eq!(
+            row(&rows, "rural_sewage_rate", "410324100201")
+                .tally
+                .numerator,
+            1
+        );
+        assert_eq!(
+            row(&rows, "rural_sewage_rate", "410324100202")
+                .tally
+                .numerator,
+            0
+        );
+    }
+
+    #[test]
+    fn a_summary_counts_like_the_approvals_it_stands_for() {
+        let defs = Indicators::builtin();
+        let period = Period::as_of("2024-12-31");
+        let twice = vec![
+            approved("2023-06-01", "closure_done", false),
+            approved("2024-03-01", "closure_done", false),
+            approved("2024-09-01", "closure_done", true),
+        ];
+        let a = attrs(&[("supervision_level", 1.0)]);
+        let mut from_facts = Coverage::new(defs, period.clone());
+        from_facts.add_site(&SiteFacts {
+            kind: SiteKind::TailingsPond,
+            village_code: "410324100201",
+            attributes: &a,
+            approved: &twice,
+        });
+        let mut from_summary = Coverage::new(defs, period.clone());
+        from_summary.add_site_summary(&SiteSummary {
+            kind: SiteKind::TailingsPond,
+            village_code: "410324100201",
+            attributes: &a,
+            latest: Some(&twice[2]),
+            in_schedule_window: 2,
+        });
+        let rows = from_facts.rows(&divisions(), "410324");
+        assert_eq!(rows, from_summary.rows(&divisions(), "410324"));
+        let t = row(&rows, "tailings_inspected_on_time", "410324100201").tally;
+        assert_eq!(
+            (t.numerator, t.denominator),
+            (1, 1),
+            "two in 2024 meet level 1"
         );
     }
 

@@ -16,35 +16,17 @@
 
 use super::{Result, Store, StoreError};
 use crate::model::indicator::{
-    Approved, Coverage, CoverageRow, FindingFacts, Indicators, Numerator, Period, SiteFacts, Unit,
+    Approved, Coverage, CoverageRow, FindingFacts, Indicators, Period, SiteFacts,
 };
 use crate::model::workflow::fold_inspection;
 use crate::model::{Divisions, FindingStatus, SiteKind, Value};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 fn bad_row(id: &str, what: &str, value: &str) -> StoreError {
     StoreError::CorruptDocument {
         id: id.to_owned(),
         reason: format!("its projected {what} {value:?} is unknown"),
     }
-}
-
-/// Kinds whose indicators read registry attributes (household counts,
-/// supervision levels, the closure list); other sites need only their
-/// kind and village, which the projection has.
-fn kinds_needing_attributes(defs: &Indicators) -> HashSet<SiteKind> {
-    defs.indicators
-        .iter()
-        .filter(|i| {
-            i.site_filter.is_some()
-                || matches!(
-                    i.numerator,
-                    Numerator::HouseholdsShare(_) | Numerator::InspectedOnSchedule
-                )
-                || i.unit == Unit::RuralVillage
-        })
-        .filter_map(|i| i.kind)
-        .collect()
 }
 
 impl Store {
@@ -87,7 +69,7 @@ impl Store {
             st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
                 .collect::<rusqlite::Result<Vec<_>>>()?
         };
-        let with_attributes = kinds_needing_attributes(defs);
+        let with_attributes = defs.kinds_reading_attributes();
         let none: BTreeMap<String, Value> = BTreeMap::new();
         for (id, kind, village) in sites {
             let kind = SiteKind::from_key(&kind).ok_or_else(|| bad_row(&id, "site kind", &kind))?;

@@ -65,15 +65,18 @@ impl Cell {
     }
 }
 
+struct XlsxSink<W> {
+    wb: Workbook,
+    sheets: Vec<Worksheet>,
+    current: Worksheet,
+    rows: u32,
+    out: W,
+}
+
 enum Sink<W: Write + Send> {
-    Csv(csv::Writer<BufWriter<W>>),
-    Xlsx {
-        wb: Box<Workbook>,
-        sheets: Vec<Worksheet>,
-        current: Worksheet,
-        rows: u32,
-        out: W,
-    },
+    // Both writers are hundreds of bytes; boxed, the table moves cheaply.
+    Csv(Box<csv::Writer<BufWriter<W>>>),
+    Xlsx(Box<XlsxSink<W>>),
 }
 
 /// A table being written: [`TableWriter::row`] for each row, then
@@ -126,18 +129,18 @@ impl<W: Write + Send> TableWriter<W> {
                     .terminator(csv::Terminator::CRLF)
                     .from_writer(buf);
                 w.write_record(&columns)?;
-                Sink::Csv(w)
+                Sink::Csv(Box::new(w))
             }
             TableFormat::Xlsx => {
-                let mut wb = Box::new(Workbook::new());
+                let mut wb = Workbook::new();
                 let current = xlsx_sheet(&mut wb, sheet, 1, &columns, &widths, &header)?;
-                Sink::Xlsx {
+                Sink::Xlsx(Box::new(XlsxSink {
                     wb,
                     sheets: Vec::new(),
                     current,
                     rows: 0,
                     out,
-                }
+                }))
             }
         };
         Ok(TableWriter {
@@ -157,13 +160,14 @@ impl<W: Write + Send> TableWriter<W> {
             Sink::Csv(w) => {
                 w.write_record(cells.iter().map(Cell::csv_text))?;
             }
-            Sink::Xlsx {
-                wb,
-                sheets,
-                current,
-                rows,
-                ..
-            } => {
+            Sink::Xlsx(x) => {
+                let XlsxSink {
+                    wb,
+                    sheets,
+                    current,
+                    rows,
+                    ..
+                } = x.as_mut();
                 if *rows == self.rows_per_sheet {
                     let next = xlsx_sheet(
                         wb,
@@ -200,13 +204,14 @@ impl<W: Write + Send> TableWriter<W> {
                 w.flush()?;
                 Ok(())
             }
-            Sink::Xlsx {
-                mut wb,
-                sheets,
-                current,
-                out,
-                ..
-            } => {
+            Sink::Xlsx(x) => {
+                let XlsxSink {
+                    mut wb,
+                    sheets,
+                    current,
+                    out,
+                    ..
+                } = *x;
                 for ws in sheets {
                     wb.push_worksheet(ws);
                 }

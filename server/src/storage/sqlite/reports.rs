@@ -2,9 +2,49 @@
 //! exports run beside sync without taking the writer.
 
 use super::super::Result;
-use super::super::reports::{FindingRow, InspectionRow, Reports, SiteRow};
+use super::super::reports::{
+    ApprovalRef, FindingRow, InspectionRow, Reports, Shard, SiteFactsRef, SiteRow,
+};
 use super::SqliteStorage;
 use fieldbook_core::model::area::prefix_upper_bound;
+
+/// The rowids of part `shard` of `table`: equal slices of its rowid span,
+/// so each part is a contiguous stretch of the file.
+fn rowid_range(conn: &rusqlite::Connection, table: &str, shard: Shard) -> Result<(i64, i64)> {
+    let count = i64::from(shard.count.max(1));
+    let index = i64::from(shard.index).min(count - 1);
+    let (min, max): (Option<i64>, Option<i64>) = conn.query_row(
+        &format!("SELECT min(rowid), max(rowid) FROM {table}"),
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let (Some(min), Some(max)) = (min, max) else {
+        return Ok((0, 0));
+    };
+    let span = (max - min) / count + 1;
+    let lo = min + span * index;
+    let hi = if index == count - 1 {
+        max + 1
+    } else {
+        lo + span
+    };
+    Ok((lo, hi))
+}
+
+/// Column `i` as text borrowed from the row, without a copy.
+fn text<'r>(r: &'r rusqlite::Row<'_>, i: usize) -> rusqlite::Result<&'r str> {
+    text_or_null(r, i)?.ok_or(rusqlite::Error::InvalidColumnType(
+        i,
+        "NULL".into(),
+        rusqlite::types::Type::Text,
+    ))
+}
+
+fn text_or_null<'r>(r: &'r rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Option<&'r str>> {
+    r.get_ref(i)?.as_str_or_null().map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into())
+    })
+}
 
 impl Reports for SqliteStorage {
     fn scan_sites(
@@ -103,6 +143,93 @@ impl Reports for SqliteStorage {
                 deadline: r.get(6)?,
                 raised_at: r.get(7)?,
                 closed_at: r.get(8)?,
+            })?;
+        }
+        Ok(())
+    }
+
+    fn scan_approvals(
+        &self,
+        area: &str,
+        from: Option<i64>,
+        until: i64,
+        shard: Shard,
+        f: &mut dyn FnMut(&ApprovalRef<'_>) -> Result<()>,
+    ) -> Result<()> {
+        let conn = self.reader();
+        let (lo, hi) = rowid_range(&conn, "inspections", shard)?;
+        // By the site's current village, not the inspection's own: a site
+        // the registry moved takes its inspections with it. The whole city
+        // needs no area test at all.
+        let in_area = if area.is_empty() {
+            "AND ?3 = ?3 AND ?4 = ?4"
+        } else {
+            "AND site_id IN (SELECT id FROM sites WHERE village_code >= ?3 AND village_code < ?4)"
+        };
+        let mut stmt = conn.prepare(&format!(
+            "SELECT site_id, site_kind, template_version, reviewed_at, answers
+             FROM inspections
+             WHERE status = 'approved' AND reviewed_at >= ?1 AND reviewed_at < ?2
+               AND rowid >= ?5 AND rowid < ?6 {in_area}"
+        ))?;
+        let upper = prefix_upper_bound(area);
+        let from = from.unwrap_or(i64::MIN);
+        let mut rows = stmt.query(rusqlite::params![from, until, area, upper, lo, hi])?;
+        while let Some(r) = rows.next()? {
+            f(&ApprovalRef {
+                site_id: text(r, 0)?,
+                site_kind: text(r, 1)?,
+                template_version: r.get(2)?,
+                reviewed_at: r.get(3)?,
+                answers: text(r, 4)?,
+            })?;
+        }
+        Ok(())
+    }
+
+    fn scan_site_facts(
+        &self,
+        area: &str,
+        attribute_kinds: &[&str],
+        shard: Shard,
+        f: &mut dyn FnMut(&SiteFactsRef<'_>) -> Result<()>,
+    ) -> Result<()> {
+        let conn = self.reader();
+        let (lo, hi) = rowid_range(&conn, "sites", shard)?;
+        // The whole city reads the table in storage order; an area goes
+        // through the village index.
+        use rusqlite::types::Value;
+        let mut bind: Vec<Value> = vec![Value::Integer(lo), Value::Integer(hi)];
+        let filter = if area.is_empty() {
+            "rowid >= ?1 AND rowid < ?2"
+        } else {
+            bind.extend([
+                Value::Text(area.to_owned()),
+                Value::Text(prefix_upper_bound(area)),
+            ]);
+            "rowid >= ?1 AND rowid < ?2 AND village_code >= ?3 AND village_code < ?4"
+        };
+        let kinds = if attribute_kinds.is_empty() {
+            "0".to_owned()
+        } else {
+            let first = bind.len() + 1;
+            bind.extend(attribute_kinds.iter().map(|k| Value::Text((*k).to_owned())));
+            let marks: Vec<String> = (first..first + attribute_kinds.len())
+                .map(|n| format!("?{n}"))
+                .collect();
+            format!("kind IN ({})", marks.join(", "))
+        };
+        let mut stmt = conn.prepare(&format!(
+            "SELECT id, kind, village_code, CASE WHEN {kinds} THEN attributes END
+             FROM sites WHERE {filter}"
+        ))?;
+        let mut rows = stmt.query(rusqlite::params_from_iter(bind))?;
+        while let Some(r) = rows.next()? {
+            f(&SiteFactsRef {
+                id: text(r, 0)?,
+                kind: text(r, 1)?,
+                village_code: text(r, 2)?,
+                attributes: text_or_null(r, 3)?,
             })?;
         }
         Ok(())
