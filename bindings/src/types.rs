@@ -755,6 +755,8 @@ pub struct SyncReport {
     pub progress: SyncProgress,
     pub rejected: Vec<RejectedRecord>,
     pub photos_uploaded: u32,
+    /// Photos whose file on this phone is damaged: not sent; retake them.
+    pub photos_damaged: u32,
     pub retries: u32,
 }
 
@@ -772,6 +774,7 @@ impl From<fieldbook_core::sync::SyncSummary> for SyncReport {
                 })
                 .collect(),
             photos_uploaded: s.photos.uploaded + s.photos.already_there,
+            photos_damaged: s.photos.damaged_files,
             retries: s.retries,
         }
     }

@@ -153,6 +153,8 @@ pub fn sync_patiently<T: sync::Transport + fieldbook_core::sync::tus::PhotoTrans
                 total.photos.uploaded += s.photos.uploaded;
                 total.photos.already_there += s.photos.already_there;
                 total.photos.missing_files += s.photos.missing_files;
+                total.photos.damaged_files += s.photos.damaged_files;
+                total.photos.damaged_files += s.photos.damaged_files;
                 total.photos.bytes_sent += s.photos.bytes_sent;
                 return Ok(total);
             }
@@ -461,6 +463,7 @@ fn add(total: &mut SyncSummary, s: &SyncSummary) {
     total.photos.uploaded += s.photos.uploaded;
     total.photos.already_there += s.photos.already_there;
     total.photos.missing_files += s.photos.missing_files;
+    total.photos.damaged_files += s.photos.damaged_files;
     total.photos.bytes_sent += s.photos.bytes_sent;
 }
 

@@ -169,6 +169,45 @@ fn an_upload_cut_at_any_chunk_resumes_and_sends_each_byte_once() {
 }
 
 #[test]
+fn a_damaged_photo_file_is_never_sent_and_the_rest_go_up() {
+    let server = server();
+    let mut li = Phone::login(&server, "li.wei", "phone-li");
+    let (_, hashes) = inspection_with_photos(&mut li, &[21, 22, 23], (640, 480));
+    // A torn write or a failing card: the middle photo is cut in half, the
+    // last has one byte flipped.
+    let cut = li.store.photo_path(&hashes[1]);
+    let bytes = std::fs::read(&cut).unwrap();
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let flip = li.store.photo_path(&hashes[2]);
+    let mut bytes = std::fs::read(&flip).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x40;
+    std::fs::write(&flip, &bytes).unwrap();
+
+    let s = li.sync().unwrap();
+    assert_eq!((s.photos.uploaded, s.photos.damaged_files), (1, 2));
+    assert_eq!(li.download(&hashes[0]).unwrap().len() as u64, {
+        std::fs::metadata(li.store.photo_path(&hashes[0]))
+            .unwrap()
+            .len()
+    });
+    for h in &hashes[1..] {
+        assert!(
+            matches!(
+                li.download(h),
+                Err(TransportError::Refused { status: 404, .. })
+            ),
+            "the server must not hold damaged evidence {h}"
+        );
+    }
+    // They stay pending, so the app keeps asking for a retake, and a later
+    // sync neither fails nor sends them.
+    assert_eq!(li.store.pending_photos().unwrap().len(), 2);
+    let again = li.sync().unwrap();
+    assert_eq!((again.photos.uploaded, again.photos.damaged_files), (0, 2));
+}
+
+#[test]
 fn a_photo_the_server_has_is_never_sent_again() {
     let server = server();
     let mut a = Phone::login(&server, "li.wei", "phone-a");

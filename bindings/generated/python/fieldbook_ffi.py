@@ -3652,23 +3652,26 @@ class SyncReport:
     """
     The result of a finished sync.
 """
-    def __init__(self, *, progress:SyncProgress, rejected:typing.List[RejectedRecord], photos_uploaded:int, retries:int):
+    def __init__(self, *, progress:SyncProgress, rejected:typing.List[RejectedRecord], photos_uploaded:int, photos_damaged:int, retries:int):
         self.progress = progress
         self.rejected = rejected
         self.photos_uploaded = photos_uploaded
+        self.photos_damaged = photos_damaged
         self.retries = retries
         
         
 
     
     def __str__(self):
-        return "SyncReport(progress={}, rejected={}, photos_uploaded={}, retries={})".format(self.progress, self.rejected, self.photos_uploaded, self.retries)
+        return "SyncReport(progress={}, rejected={}, photos_uploaded={}, photos_damaged={}, retries={})".format(self.progress, self.rejected, self.photos_uploaded, self.photos_damaged, self.retries)
     def __eq__(self, other):
         if self.progress != other.progress:
             return False
         if self.rejected != other.rejected:
             return False
         if self.photos_uploaded != other.photos_uploaded:
+            return False
+        if self.photos_damaged != other.photos_damaged:
             return False
         if self.retries != other.retries:
             return False
@@ -3681,6 +3684,7 @@ class _UniffiFfiConverterTypeSyncReport(_UniffiConverterRustBuffer):
             progress=_UniffiFfiConverterTypeSyncProgress.read(buf),
             rejected=_UniffiFfiConverterSequenceTypeRejectedRecord.read(buf),
             photos_uploaded=_UniffiFfiConverterUInt32.read(buf),
+            photos_damaged=_UniffiFfiConverterUInt32.read(buf),
             retries=_UniffiFfiConverterUInt32.read(buf),
         )
 
@@ -3689,6 +3693,7 @@ class _UniffiFfiConverterTypeSyncReport(_UniffiConverterRustBuffer):
         _UniffiFfiConverterTypeSyncProgress.check_lower(value.progress)
         _UniffiFfiConverterSequenceTypeRejectedRecord.check_lower(value.rejected)
         _UniffiFfiConverterUInt32.check_lower(value.photos_uploaded)
+        _UniffiFfiConverterUInt32.check_lower(value.photos_damaged)
         _UniffiFfiConverterUInt32.check_lower(value.retries)
 
     @staticmethod
@@ -3696,6 +3701,7 @@ class _UniffiFfiConverterTypeSyncReport(_UniffiConverterRustBuffer):
         _UniffiFfiConverterTypeSyncProgress.write(value.progress, buf)
         _UniffiFfiConverterSequenceTypeRejectedRecord.write(value.rejected, buf)
         _UniffiFfiConverterUInt32.write(value.photos_uploaded, buf)
+        _UniffiFfiConverterUInt32.write(value.photos_damaged, buf)
         _UniffiFfiConverterUInt32.write(value.retries, buf)
 
 

@@ -3332,14 +3332,22 @@ public struct SyncReport: Equatable, Hashable {
     public var progress: SyncProgress
     public var rejected: [RejectedRecord]
     public var photosUploaded: UInt32
+    /**
+     * Photos whose file on this phone is damaged: not sent; retake them.
+     */
+    public var photosDamaged: UInt32
     public var retries: UInt32
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
-    public init(progress: SyncProgress, rejected: [RejectedRecord], photosUploaded: UInt32, retries: UInt32) {
+    public init(progress: SyncProgress, rejected: [RejectedRecord], photosUploaded: UInt32, 
+        /**
+         * Photos whose file on this phone is damaged: not sent; retake them.
+         */photosDamaged: UInt32, retries: UInt32) {
         self.progress = progress
         self.rejected = rejected
         self.photosUploaded = photosUploaded
+        self.photosDamaged = photosDamaged
         self.retries = retries
     }
 
@@ -3362,6 +3370,7 @@ public struct FfiConverterTypeSyncReport: FfiConverterRustBuffer {
                 progress: FfiConverterTypeSyncProgress.read(from: &buf), 
                 rejected: FfiConverterSequenceTypeRejectedRecord.read(from: &buf), 
                 photosUploaded: FfiConverterUInt32.read(from: &buf), 
+                photosDamaged: FfiConverterUInt32.read(from: &buf), 
                 retries: FfiConverterUInt32.read(from: &buf)
         )
     }
@@ -3370,6 +3379,7 @@ public struct FfiConverterTypeSyncReport: FfiConverterRustBuffer {
         FfiConverterTypeSyncProgress.write(value.progress, into: &buf)
         FfiConverterSequenceTypeRejectedRecord.write(value.rejected, into: &buf)
         FfiConverterUInt32.write(value.photosUploaded, into: &buf)
+        FfiConverterUInt32.write(value.photosDamaged, into: &buf)
         FfiConverterUInt32.write(value.retries, into: &buf)
     }
 }

@@ -130,6 +130,7 @@ impl Store {
             }
         }
         tx.commit()?;
+        photos::clear_partial_writes(&dir.join(PHOTO_DIR));
         Ok(Store {
             conn,
             dir: dir.to_owned(),

@@ -153,6 +153,24 @@ fn write_photo_file(path: &Path, jpeg: &[u8], hash: &str) -> Result<bool> {
     Ok(true)
 }
 
+/// Removes the temporary files of photo writes a crash cut short. A store
+/// is open in one process at a time, so at open no write is in flight and
+/// every temporary file is garbage: the photo it was to become was never
+/// referenced (the reference is stored after the rename). Best effort: a
+/// file that cannot be removed now is tried again at the next open.
+pub(crate) fn clear_partial_writes(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.filter_map(std::result::Result::ok) {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') && name.ends_with(".tmp") {
+            let _ = fs::remove_file(e.path());
+        }
+    }
+}
+
 /// A full disk is its own store error, so the app can say so.
 fn storage_error(e: std::io::Error) -> super::StoreError {
     if e.kind() == std::io::ErrorKind::StorageFull {

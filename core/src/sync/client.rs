@@ -282,6 +282,7 @@ pub fn run_all<S: StoreAccess + ?Sized, T: Transport + super::tus::PhotoTranspor
                 summary.photos.uploaded += p.uploaded;
                 summary.photos.already_there += p.already_there;
                 summary.photos.missing_files += p.missing_files;
+                summary.photos.damaged_files += p.damaged_files;
                 summary.photos.bytes_sent += p.bytes_sent;
                 summary.progress.bytes_up += p.bytes_sent;
                 summary.progress.pending = store.with(|s| s.pending_counts())?.changes;

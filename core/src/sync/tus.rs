@@ -47,6 +47,10 @@ pub struct UploadSummary {
     pub already_there: u32,
     /// Photo references whose file is not on this phone.
     pub missing_files: u32,
+    /// Photo files whose content no longer matches their hash (a torn
+    /// write, a damaged card): never sent, so the server gets no bad
+    /// evidence; the app asks for the photo to be retaken.
+    pub damaged_files: u32,
     pub bytes_sent: u64,
 }
 
@@ -78,6 +82,14 @@ pub fn upload_pending<S: super::client::StoreAccess + ?Sized>(
             .metadata()
             .map_err(crate::store::StoreError::from)?
             .len();
+        // The name is the content hash: a file that no longer hashes to it
+        // was damaged after it was written, and uploading it would put bad
+        // evidence on the server (which would refuse it at the end anyway,
+        // after the whole upload).
+        if !file_matches(&mut file, &p.hash).map_err(crate::store::StoreError::from)? {
+            summary.damaged_files += 1;
+            continue;
+        }
         let mut offset = match t.head(&p.hash)? {
             Some(s) if s.length == length => s.offset,
             Some(_) | None => {
@@ -120,6 +132,13 @@ pub fn upload_pending<S: super::client::StoreAccess + ?Sized>(
         store.with(|s| s.set_photo_upload(&p.hash, "done", length))?;
     }
     Ok(summary)
+}
+
+fn file_matches(f: &mut std::fs::File, hash: &str) -> std::io::Result<bool> {
+    let mut bytes = Vec::new();
+    f.seek(SeekFrom::Start(0))?;
+    f.read_to_end(&mut bytes)?;
+    Ok(crate::photo::hash::content_hash(&bytes) == hash)
 }
 
 fn read_full(f: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {

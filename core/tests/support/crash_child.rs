@@ -1,13 +1,22 @@
-//! Child process of the durability test: saves records in a loop and prints
-//! one line per save *after* the API returned, until it is killed.
+//! Child process of the durability tests: works on a store in a loop and
+//! prints one line per step *after* the API returned, until it is killed.
 //!
-//! Usage: `fieldbook-store-crash-child DIR SEED`. Each line is
-//! `saved <inspection id> <answers stored> <submitted 0|1>`; the parent
-//! kills the process with SIGKILL at a random moment and checks that every
-//! printed save is in the store.
+//! Usage: `fieldbook-store-crash-child DIR SEED [MODE]`. The parent kills
+//! the process with SIGKILL at a random moment and checks that every
+//! printed step is in the store. Modes:
+//!
+//! - `save` (default): answers, batched answers, repeated edits (which
+//!   compact documents), photo references, submit. Lines are
+//!   `saved <inspection id> <answers stored> <submitted 0|1>`.
+//! - `photos`: real photos compressed and attached (the JPEG written to the
+//!   photo folder, then referenced). Lines are `photo <inspection id> <hash>`.
+//! - `apply`: pages of records from another device applied with a new
+//!   cursor, as a sync does. Lines are `applied <record id> <answers> <cursor>`.
 
+use fieldbook_core::doc::RecordKind;
 use fieldbook_core::model::{PhotoRef, Role, SiteKind, Value};
-use fieldbook_core::store::{Identity, NewSite, Store};
+use fieldbook_core::photo::PhotoInput;
+use fieldbook_core::store::{Identity, IncomingRecord, NewSite, Store};
 use std::io::Write;
 
 const ANSWERS: [(&str, &str); 6] = [
@@ -25,24 +34,113 @@ const FLAGS: [&str; 4] = [
     "old_toilet_removed",
 ];
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut args = std::env::args().skip(1);
-    let dir = args.next().ok_or("usage: DIR SEED")?;
-    let seed: u64 = args.next().ok_or("usage: DIR SEED")?.parse()?;
-    let identity = Identity {
+type Fallible = Result<(), Box<dyn std::error::Error>>;
+
+fn identity(device: &str) -> Identity {
+    Identity {
         user: "li.wei".into(),
         role: Role::Inspector,
         areas: vec!["410324".into()],
-        device: "phone-1".into(),
-    };
-    let mut store = Store::open(std::path::Path::new(&dir), identity)?;
-    let site = store.add_site(NewSite {
+        device: device.into(),
+    }
+}
+
+fn new_site(store: &mut Store, seed: u64) -> Result<String, Box<dyn std::error::Error>> {
+    Ok(store.add_site(NewSite {
         kind: SiteKind::HouseholdToilet,
         name: format!("户厕 {seed}"),
         village_code: "410324100201".into(),
         location: None,
         attributes: Default::default(),
-    })?;
+    })?)
+}
+
+fn main() -> Fallible {
+    let mut args = std::env::args().skip(1);
+    let dir = args.next().ok_or("usage: DIR SEED [MODE]")?;
+    let seed: u64 = args.next().ok_or("usage: DIR SEED [MODE]")?.parse()?;
+    let mode = args.next().unwrap_or_else(|| "save".into());
+    let mut store = Store::open(std::path::Path::new(&dir), identity("phone-1"))?;
+    match mode.as_str() {
+        "save" => save(&mut store, seed),
+        "photos" => photos(&mut store, seed),
+        "apply" => apply(&mut store, std::path::Path::new(&dir), seed),
+        other => Err(format!("unknown mode {other}").into()),
+    }
+}
+
+/// A camera-like image (a gradient with a seed-dependent pattern), PNG.
+fn picture(seed: u64) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(640, 480, |x, y| {
+        let s = seed % 251;
+        let v = (u64::from(x) * 7 + u64::from(y) * 13 + s * 31) % 256;
+        image::Rgb([v as u8, (x % 256) as u8, ((u64::from(y) + s) % 256) as u8])
+    });
+    let mut png = Vec::new();
+    let _ = img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png);
+    png
+}
+
+fn photos(store: &mut Store, seed: u64) -> Fallible {
+    let site = new_site(store, seed)?;
+    let out = std::io::stdout();
+    let mut n = seed;
+    loop {
+        let id = store.start_inspection(&site)?;
+        for _ in 0..3 {
+            n += 1;
+            let png = picture(n);
+            let photo = store.add_photo(&id, PhotoInput::Bytes(&png), Some("photos"))?;
+            writeln!(out.lock(), "photo {id} {}", photo.hash)?;
+        }
+    }
+}
+
+/// Another device of the same user makes records; this store applies them
+/// as pages with a cursor, the way a sync applies the server's pages.
+fn apply(store: &mut Store, dir: &std::path::Path, seed: u64) -> Fallible {
+    let other = dir.join(format!("other-device-{seed}"));
+    let mut remote = Store::open(&other, identity("phone-2"))?;
+    let site = new_site(&mut remote, seed)?;
+    let out = std::io::stdout();
+    let mut cursor: u64 = store
+        .setting("crash_cursor")?
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    loop {
+        let mut page = Vec::new();
+        let mut lines = Vec::new();
+        for _ in 0..4 {
+            let id = remote.start_inspection(&site)?;
+            let answered = 1 + (cursor as usize % ANSWERS.len());
+            for (k, v) in ANSWERS.iter().take(answered) {
+                remote.set_answer(&id, k, Value::from(*v))?;
+            }
+            let (kind, data) = remote.export_document(&id)?;
+            page.push(IncomingRecord {
+                doc_id: id.clone(),
+                kind,
+                data,
+            });
+            lines.push((id, answered));
+        }
+        let (_, site_doc) = remote.export_document(&site)?;
+        page.push(IncomingRecord {
+            doc_id: site.clone(),
+            kind: RecordKind::Site,
+            data: site_doc,
+        });
+        cursor += 1;
+        let c = cursor.to_string();
+        store.apply_remote(&page, &[("crash_cursor", c.as_str())])?;
+        for (id, answered) in lines {
+            writeln!(out.lock(), "applied {id} {answered} {cursor}")?;
+        }
+    }
+}
+
+fn save(store: &mut Store, seed: u64) -> Fallible {
+    let site = new_site(store, seed)?;
     let out = std::io::stdout();
     let mut n: u64 = seed;
     loop {

@@ -4549,6 +4549,11 @@ data class SyncReport (
     , 
     var `photosUploaded`: kotlin.UInt
     , 
+    /**
+     * Photos whose file on this phone is damaged: not sent; retake them.
+     */
+    var `photosDamaged`: kotlin.UInt
+    , 
     var `retries`: kotlin.UInt
     
 ){
@@ -4570,6 +4575,7 @@ public object FfiConverterTypeSyncReport: FfiConverterRustBuffer<SyncReport> {
             FfiConverterSequenceTypeRejectedRecord.read(buf),
             FfiConverterUInt.read(buf),
             FfiConverterUInt.read(buf),
+            FfiConverterUInt.read(buf),
         )
     }
 
@@ -4577,6 +4583,7 @@ public object FfiConverterTypeSyncReport: FfiConverterRustBuffer<SyncReport> {
             FfiConverterTypeSyncProgress.allocationSize(value.`progress`) +
             FfiConverterSequenceTypeRejectedRecord.allocationSize(value.`rejected`) +
             FfiConverterUInt.allocationSize(value.`photosUploaded`) +
+            FfiConverterUInt.allocationSize(value.`photosDamaged`) +
             FfiConverterUInt.allocationSize(value.`retries`)
     )
 
@@ -4584,6 +4591,7 @@ public object FfiConverterTypeSyncReport: FfiConverterRustBuffer<SyncReport> {
             FfiConverterTypeSyncProgress.write(value.`progress`, buf)
             FfiConverterSequenceTypeRejectedRecord.write(value.`rejected`, buf)
             FfiConverterUInt.write(value.`photosUploaded`, buf)
+            FfiConverterUInt.write(value.`photosDamaged`, buf)
             FfiConverterUInt.write(value.`retries`, buf)
     }
 }
