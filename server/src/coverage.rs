@@ -62,8 +62,16 @@ fn site_kind(site: &SiteRow) -> Result<SiteKind> {
 #[derive(Debug, Clone, Copy, Default)]
 struct SiteApprovals {
     latest_at: Option<i64>,
-    latest_holds: u32,
+    latest_holds: u64,
     in_window: u32,
+}
+
+/// The rules each kind's indicators read, looked up once per report.
+fn rules_by_kind(defs: &Indicators) -> HashMap<SiteKind, Vec<&str>> {
+    SiteKind::ALL
+        .into_iter()
+        .map(|k| (k, defs.rules_read(k)))
+        .collect()
 }
 
 /// Unix ms where China date `d` begins.
@@ -132,6 +140,7 @@ fn approvals_part(
         _ => None,
     };
     let until = day_start(&period.to)? + 86_400_000;
+    let rules = rules_by_kind(defs);
     let mut by_site: HashMap<Box<str>, SiteApprovals> = HashMap::new();
     src.scan_approvals(area, from, until, shard, &mut |a| {
         read.fetch_add(1, Ordering::Relaxed);
@@ -152,16 +161,13 @@ fn approvals_part(
                 id: a.site_id.to_owned(),
                 reason: format!("unknown site kind {:?}", a.site_kind),
             })?;
-            let mut holds = 0u32;
-            if let Some(t) = Templates::builtin().get(kind, a.template_version) {
-                let answers = json_map("answers", a.site_id, a.answers)?;
-                let outcomes = t.rule_outcomes(&answers);
-                for (bit, rule) in defs.rules_read(kind).into_iter().enumerate() {
-                    if outcomes.iter().any(|(r, ok)| *ok && r == rule) {
-                        holds |= 1 << bit;
-                    }
+            let holds = match Templates::builtin().get(kind, a.template_version) {
+                Some(t) => {
+                    let answers = json_map("answers", a.site_id, a.answers)?;
+                    t.rules_holding(rules.get(&kind).map_or(&[], Vec::as_slice), &answers)
                 }
-            }
+                None => 0,
+            };
             entry.latest_at = Some(a.reviewed_at);
             entry.latest_holds = holds;
         }
@@ -181,6 +187,7 @@ fn sites_part<'d>(
     read: &AtomicU64,
 ) -> Result<Coverage<'d>> {
     let mut cov = Coverage::new(defs, period.clone());
+    let rules = rules_by_kind(defs);
     let attribute_kinds: Vec<&str> = defs
         .kinds_reading_attributes()
         .into_iter()
@@ -200,11 +207,12 @@ fn sites_part<'d>(
         let summary = approvals.get(site.id).copied().unwrap_or_default();
         let latest = summary.latest_at.map(|at| Approved {
             approved_at: at,
-            outcomes: defs
-                .rules_read(kind)
+            outcomes: rules
+                .get(&kind)
                 .into_iter()
+                .flatten()
                 .enumerate()
-                .map(|(bit, r)| (r.to_owned(), summary.latest_holds & (1 << bit) != 0))
+                .map(|(bit, r)| ((*r).to_owned(), summary.latest_holds & (1 << bit) != 0))
                 .collect(),
         });
         cov.add_site_summary(&SiteSummary {

@@ -9,8 +9,8 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// One answer or attribute value.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One answer or attribute value. In JSON a bool, a number or a string.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum Value {
     /// A yes/no answer.
@@ -19,6 +19,40 @@ pub enum Value {
     Number(f64),
     /// A choice key, free text or an ISO date (`YYYY-MM-DD`).
     Text(String),
+}
+
+/// Read by hand rather than as an untagged enum: serde tries an untagged
+/// enum's variants one by one and builds an error message for each miss,
+/// which made reading answers the largest cost of a city's coverage report.
+impl<'de> Deserialize<'de> for Value {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Value, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Value;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a yes/no, a number or a text")
+            }
+            fn visit_bool<E>(self, b: bool) -> Result<Value, E> {
+                Ok(Value::Bool(b))
+            }
+            fn visit_i64<E>(self, n: i64) -> Result<Value, E> {
+                Ok(Value::Number(n as f64))
+            }
+            fn visit_u64<E>(self, n: u64) -> Result<Value, E> {
+                Ok(Value::Number(n as f64))
+            }
+            fn visit_f64<E>(self, n: f64) -> Result<Value, E> {
+                Ok(Value::Number(n))
+            }
+            fn visit_str<E>(self, s: &str) -> Result<Value, E> {
+                Ok(Value::Text(s.to_owned()))
+            }
+            fn visit_string<E>(self, s: String) -> Result<Value, E> {
+                Ok(Value::Text(s))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 impl Value {
