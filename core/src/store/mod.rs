@@ -21,6 +21,7 @@ pub mod migrations;
 mod photos;
 mod projection;
 mod query;
+mod recover;
 mod sync;
 
 pub use api::{FindingAction, NewFinding, NewSite};
@@ -30,6 +31,7 @@ pub use query::{
     FieldView, FindingFilter, FindingSummary, FindingView, InspectionFilter, InspectionSummary,
     InspectionView, SiteFilter, SiteSummary, TimelineEntry,
 };
+pub use recover::Recovery;
 pub use sync::{
     ApplyReport, IncomingRecord, OutboxEntry, OutgoingItem, PendingCounts, PendingPhoto,
     SyncRejection,
