@@ -31,6 +31,10 @@ pub enum ApiError {
     /// The phone's storage is full: free space, then try again.
     #[error("{reason}")]
     StorageFull { reason: String },
+    /// The store's database file is damaged: offer `recover_store`, which
+    /// keeps the file aside and brings back everything that still reads.
+    #[error("{reason}")]
+    Damaged { reason: String },
     /// Anything else; report it.
     #[error("{reason}")]
     Other { reason: String },
@@ -65,6 +69,7 @@ impl ApiError {
             | StoreError::OutOfScope { .. }
             | StoreError::WrongUser => ApiError::NotAllowed { reason },
             StoreError::StorageFull => ApiError::StorageFull { reason },
+            StoreError::CorruptDatabase { .. } => ApiError::Damaged { reason },
             _ => ApiError::Other { reason },
         }
     }

@@ -71,6 +71,23 @@ pub struct SavedUser {
 }
 
 /// The user last logged in on this phone, if any. Reads one small file.
+/// After `Damaged`: moves the damaged database aside, brings back every
+/// record and unsent change that still reads, and queues the photos again.
+/// Then `Fieldbook.resume` and a sync restore the rest from the server.
+#[uniffi::export]
+pub fn recover_store(data_dir: String, language: Language) -> Result<RecoveryInfo, ApiError> {
+    let (session, r) =
+        Session::recover(Path::new(&data_dir)).map_err(|e| ApiError::from_session(e, language))?;
+    drop(session);
+    Ok(RecoveryInfo {
+        kept_at: r.moved_to.display().to_string(),
+        records: r.records,
+        unsent_changes: r.unsent_changes,
+        unreadable: r.unreadable,
+        photos: r.photos,
+    })
+}
+
 #[uniffi::export]
 pub fn saved_user(data_dir: String) -> Result<Option<SavedUser>, ApiError> {
     Session::saved_account(Path::new(&data_dir))

@@ -825,3 +825,19 @@ impl CoverageItem {
         }
     }
 }
+
+/// What `recover_store` brought back.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct RecoveryInfo {
+    /// Where the damaged database was kept.
+    pub kept_at: String,
+    /// Records read back.
+    pub records: u64,
+    /// Unsent changes back in the outbox.
+    pub unsent_changes: u64,
+    /// Records or changes that could not be read; a sync restores those the
+    /// server has.
+    pub unreadable: u64,
+    /// Photo files queued for upload again.
+    pub photos: u64,
+}

@@ -47,6 +47,11 @@ pub struct Account {
     pub token: Option<String>,
     /// When the token expires, Unix milliseconds.
     pub expires_at: i64,
+    /// The device's Automerge actor the server registered at login (hex),
+    /// so a store rebuilt after damage keeps it even when the damaged file
+    /// no longer says it. Absent in accounts saved before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
 }
 
 /// Why a session operation failed.
@@ -154,6 +159,39 @@ impl Session {
             account: Mutex::new(account),
             syncing: Mutex::new(()),
         })
+    }
+
+    /// Recovers the saved session's store after its database was found
+    /// damaged ([`StoreError::CorruptDatabase`]); see [`Store::recover`].
+    ///
+    /// The server never sends a device the changes it pushed itself, so the
+    /// rebuilt store comes back as a new device id with the same actor, and
+    /// the user logs in again: the server moves the actor to the new id
+    /// (revoking the old one), and the next sync brings back every record
+    /// of the user's areas, the old device's own included, while the
+    /// salvaged unsent changes go up under the actor that made them.
+    pub fn recover(dir: &Path) -> Result<(Session, crate::store::Recovery)> {
+        let mut account = read_account(dir)?.ok_or(SessionError::NotLoggedIn)?;
+        let base = account
+            .device
+            .split_once("~r")
+            .map_or(account.device.as_str(), |(b, _)| b)
+            .to_owned();
+        let stamp = uuid::Uuid::now_v7().simple().to_string();
+        account.device = format!("{base}~r{}", &stamp[stamp.len() - 8..]);
+        account.token = None;
+        write_account(dir, &account)?;
+        let (store, report) =
+            Store::recover_keeping(dir, identity(&account), account.actor.as_deref())?;
+        Ok((
+            Session {
+                dir: dir.to_owned(),
+                store: Mutex::new(store),
+                account: Mutex::new(account),
+                syncing: Mutex::new(()),
+            },
+            report,
+        ))
     }
 
     /// The user saved in `dir`, if any, for a login screen to prefill.
@@ -295,6 +333,7 @@ fn login_account(
     password: &str,
 ) -> Result<Account> {
     let actor = Store::prepare(dir)?;
+    let actor_hex = actor.clone();
     let mut transport = HttpTransport::new(server, None);
     let login = transport
         .login(&LoginRequest {
@@ -321,6 +360,7 @@ fn login_account(
         device: device.into(),
         token: Some(login.token),
         expires_at: login.expires_at,
+        actor: Some(actor_hex),
     })
 }
 

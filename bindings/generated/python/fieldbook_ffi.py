@@ -527,7 +527,9 @@ def _uniffi_check_contract_api_version(lib):
 def _uniffi_check_api_checksums(lib):
     if lib.uniffi_fieldbook_ffi_checksum_func_login() != 18029:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    if lib.uniffi_fieldbook_ffi_checksum_func_saved_user() != 29902:
+    if lib.uniffi_fieldbook_ffi_checksum_func_recover_store() != 51110:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_fieldbook_ffi_checksum_func_saved_user() != 18540:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_fieldbook_ffi_checksum_method_canceltoken_cancel() != 49029:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
@@ -635,6 +637,9 @@ _UniffiLib.ffi_fieldbook_ffi_uniffi_contract_version.restype = ctypes.c_uint32
 _UniffiLib.uniffi_fieldbook_ffi_checksum_func_login.argtypes = (
 )
 _UniffiLib.uniffi_fieldbook_ffi_checksum_func_login.restype = ctypes.c_uint16
+_UniffiLib.uniffi_fieldbook_ffi_checksum_func_recover_store.argtypes = (
+)
+_UniffiLib.uniffi_fieldbook_ffi_checksum_func_recover_store.restype = ctypes.c_uint16
 _UniffiLib.uniffi_fieldbook_ffi_checksum_func_saved_user.argtypes = (
 )
 _UniffiLib.uniffi_fieldbook_ffi_checksum_func_saved_user.restype = ctypes.c_uint16
@@ -757,6 +762,12 @@ _UniffiLib.uniffi_fieldbook_ffi_fn_func_login.argtypes = (
     _UniffiRustBuffer,
 )
 _UniffiLib.uniffi_fieldbook_ffi_fn_func_login.restype = ctypes.c_uint64
+_UniffiLib.uniffi_fieldbook_ffi_fn_func_recover_store.argtypes = (
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_fieldbook_ffi_fn_func_recover_store.restype = _UniffiRustBuffer
 _UniffiLib.uniffi_fieldbook_ffi_fn_func_saved_user.argtypes = (
     _UniffiRustBuffer,
     ctypes.POINTER(_UniffiRustCallStatus),
@@ -3403,6 +3414,63 @@ class _UniffiFfiConverterTypePendingInfo(_UniffiConverterRustBuffer):
         _UniffiFfiConverterBoolean.write(value.syncing, buf)
 
 @dataclass
+class RecoveryInfo:
+    """
+    What `recover_store` brought back.
+"""
+    def __init__(self, *, kept_at:str, records:int, unsent_changes:int, unreadable:int, photos:int):
+        self.kept_at = kept_at
+        self.records = records
+        self.unsent_changes = unsent_changes
+        self.unreadable = unreadable
+        self.photos = photos
+        
+        
+
+    
+    def __str__(self):
+        return "RecoveryInfo(kept_at={}, records={}, unsent_changes={}, unreadable={}, photos={})".format(self.kept_at, self.records, self.unsent_changes, self.unreadable, self.photos)
+    def __eq__(self, other):
+        if self.kept_at != other.kept_at:
+            return False
+        if self.records != other.records:
+            return False
+        if self.unsent_changes != other.unsent_changes:
+            return False
+        if self.unreadable != other.unreadable:
+            return False
+        if self.photos != other.photos:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeRecoveryInfo(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return RecoveryInfo(
+            kept_at=_UniffiFfiConverterString.read(buf),
+            records=_UniffiFfiConverterUInt64.read(buf),
+            unsent_changes=_UniffiFfiConverterUInt64.read(buf),
+            unreadable=_UniffiFfiConverterUInt64.read(buf),
+            photos=_UniffiFfiConverterUInt64.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterString.check_lower(value.kept_at)
+        _UniffiFfiConverterUInt64.check_lower(value.records)
+        _UniffiFfiConverterUInt64.check_lower(value.unsent_changes)
+        _UniffiFfiConverterUInt64.check_lower(value.unreadable)
+        _UniffiFfiConverterUInt64.check_lower(value.photos)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterString.write(value.kept_at, buf)
+        _UniffiFfiConverterUInt64.write(value.records, buf)
+        _UniffiFfiConverterUInt64.write(value.unsent_changes, buf)
+        _UniffiFfiConverterUInt64.write(value.unreadable, buf)
+        _UniffiFfiConverterUInt64.write(value.photos, buf)
+
+@dataclass
 class RejectedRecord:
     """
     A record the server refused, and why.
@@ -4080,6 +4148,21 @@ class ApiError:  # type: ignore
         def __repr__(self):
             return "ApiError.StorageFull({})".format(str(self))
     _UniffiTempApiError.StorageFull = StorageFull # type: ignore
+    class Damaged(_UniffiTempApiError):
+        """
+        The store's database file is damaged: offer `recover_store`, which
+        keeps the file aside and brings back everything that still reads.
+"""
+        
+        def __init__(self, reason):
+            super().__init__(", ".join([
+                "reason={!r}".format(reason),
+            ]))
+            self.reason = reason
+
+        def __repr__(self):
+            return "ApiError.Damaged({})".format(str(self))
+    _UniffiTempApiError.Damaged = Damaged # type: ignore
     class Other(_UniffiTempApiError):
         """
         Anything else; report it.
@@ -4125,6 +4208,10 @@ class _UniffiFfiConverterTypeApiError(_UniffiConverterRustBuffer):
                 _UniffiFfiConverterString.read(buf),
             )
         if variant == 6:
+            return ApiError.Damaged(
+                _UniffiFfiConverterString.read(buf),
+            )
+        if variant == 7:
             return ApiError.Other(
                 _UniffiFfiConverterString.read(buf),
             )
@@ -4146,6 +4233,9 @@ class _UniffiFfiConverterTypeApiError(_UniffiConverterRustBuffer):
             _UniffiFfiConverterString.check_lower(value.reason)
             return
         if isinstance(value, ApiError.StorageFull):
+            _UniffiFfiConverterString.check_lower(value.reason)
+            return
+        if isinstance(value, ApiError.Damaged):
             _UniffiFfiConverterString.check_lower(value.reason)
             return
         if isinstance(value, ApiError.Other):
@@ -4170,8 +4260,11 @@ class _UniffiFfiConverterTypeApiError(_UniffiConverterRustBuffer):
         if isinstance(value, ApiError.StorageFull):
             buf.write_i32(5)
             _UniffiFfiConverterString.write(value.reason, buf)
-        if isinstance(value, ApiError.Other):
+        if isinstance(value, ApiError.Damaged):
             buf.write_i32(6)
+            _UniffiFfiConverterString.write(value.reason, buf)
+        if isinstance(value, ApiError.Other):
+            buf.write_i32(7)
             _UniffiFfiConverterString.write(value.reason, buf)
 
 
@@ -5691,10 +5784,30 @@ async def login(data_dir: str,server: str,username: str,password: str,language: 
         _uniffi_lift_return,
         _uniffi_error_converter,
     )
-def saved_user(data_dir: str) -> typing.Optional[SavedUser]:
+def recover_store(data_dir: str,language: Language) -> RecoveryInfo:
     """
     The user last logged in on this phone, if any. Reads one small file.
+    After `Damaged`: moves the damaged database aside, brings back every
+    record and unsent change that still reads, and queues the photos again.
+    Then `Fieldbook.resume` and a sync restore the rest from the server.
 """
+    
+    _UniffiFfiConverterString.check_lower(data_dir)
+
+    _UniffiFfiConverterTypeLanguage.check_lower(language)
+    _uniffi_lowered_args = (
+        _UniffiFfiConverterString.lower(data_dir),
+        _UniffiFfiConverterTypeLanguage.lower(language),
+    )
+    _uniffi_lift_return = _UniffiFfiConverterTypeRecoveryInfo.lift
+    _uniffi_error_converter = _UniffiFfiConverterTypeApiError
+    _uniffi_ffi_result = _uniffi_rust_call_with_error(
+        _uniffi_error_converter,
+        _UniffiLib.uniffi_fieldbook_ffi_fn_func_recover_store,
+        *_uniffi_lowered_args,
+    )
+    return _uniffi_lift_return(_uniffi_ffi_result)
+def saved_user(data_dir: str) -> typing.Optional[SavedUser]:
     
     _UniffiFfiConverterString.check_lower(data_dir)
     _uniffi_lowered_args = (
@@ -5735,6 +5848,7 @@ __all__ = [
     "InspectionItem",
     "NewFindingInput",
     "PendingInfo",
+    "RecoveryInfo",
     "RejectedRecord",
     "SavedUser",
     "SiteItem",
@@ -5743,6 +5857,7 @@ __all__ = [
     "TemplateField",
     "TemplateInfo",
     "login",
+    "recover_store",
     "saved_user",
     "CancelToken",
     "CancelTokenProtocol",

@@ -3036,6 +3036,107 @@ public func FfiConverterTypePosition_lower(_ value: Position) -> RustBuffer {
 
 
 /**
+ * What `recover_store` brought back.
+ */
+public struct RecoveryInfo: Equatable, Hashable {
+    /**
+     * Where the damaged database was kept.
+     */
+    public var keptAt: String
+    /**
+     * Records read back.
+     */
+    public var records: UInt64
+    /**
+     * Unsent changes back in the outbox.
+     */
+    public var unsentChanges: UInt64
+    /**
+     * Records or changes that could not be read; a sync restores those the
+     * server has.
+     */
+    public var unreadable: UInt64
+    /**
+     * Photo files queued for upload again.
+     */
+    public var photos: UInt64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Where the damaged database was kept.
+         */keptAt: String, 
+        /**
+         * Records read back.
+         */records: UInt64, 
+        /**
+         * Unsent changes back in the outbox.
+         */unsentChanges: UInt64, 
+        /**
+         * Records or changes that could not be read; a sync restores those the
+         * server has.
+         */unreadable: UInt64, 
+        /**
+         * Photo files queued for upload again.
+         */photos: UInt64) {
+        self.keptAt = keptAt
+        self.records = records
+        self.unsentChanges = unsentChanges
+        self.unreadable = unreadable
+        self.photos = photos
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension RecoveryInfo: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeRecoveryInfo: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> RecoveryInfo {
+        return
+            try RecoveryInfo(
+                keptAt: FfiConverterString.read(from: &buf), 
+                records: FfiConverterUInt64.read(from: &buf), 
+                unsentChanges: FfiConverterUInt64.read(from: &buf), 
+                unreadable: FfiConverterUInt64.read(from: &buf), 
+                photos: FfiConverterUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: RecoveryInfo, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.keptAt, into: &buf)
+        FfiConverterUInt64.write(value.records, into: &buf)
+        FfiConverterUInt64.write(value.unsentChanges, into: &buf)
+        FfiConverterUInt64.write(value.unreadable, into: &buf)
+        FfiConverterUInt64.write(value.photos, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRecoveryInfo_lift(_ buf: RustBuffer) throws -> RecoveryInfo {
+    return try FfiConverterTypeRecoveryInfo.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRecoveryInfo_lower(_ value: RecoveryInfo) -> RustBuffer {
+    return FfiConverterTypeRecoveryInfo.lower(value)
+}
+
+
+/**
  * A record the server refused, and why.
  */
 public struct RejectedRecord: Equatable, Hashable {
@@ -3697,6 +3798,12 @@ enum ApiError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
     case StorageFull(reason: String
     )
     /**
+     * The store's database file is damaged: offer `recover_store`, which
+     * keeps the file aside and brings back everything that still reads.
+     */
+    case Damaged(reason: String
+    )
+    /**
      * Anything else; report it.
      */
     case Other(reason: String
@@ -3746,7 +3853,10 @@ public struct FfiConverterTypeApiError: FfiConverterRustBuffer {
         case 5: return .StorageFull(
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 6: return .Other(
+        case 6: return .Damaged(
+            reason: try FfiConverterString.read(from: &buf)
+            )
+        case 7: return .Other(
             reason: try FfiConverterString.read(from: &buf)
             )
 
@@ -3787,8 +3897,13 @@ public struct FfiConverterTypeApiError: FfiConverterRustBuffer {
             FfiConverterString.write(reason, into: &buf)
             
         
-        case let .Other(reason):
+        case let .Damaged(reason):
             writeInt(&buf, Int32(6))
+            FfiConverterString.write(reason, into: &buf)
+            
+        
+        case let .Other(reason):
+            writeInt(&buf, Int32(7))
             FfiConverterString.write(reason, into: &buf)
             
         }
@@ -5277,7 +5392,19 @@ public func login(dataDir: String, server: String, username: String, password: S
 }
 /**
  * The user last logged in on this phone, if any. Reads one small file.
+ * After `Damaged`: moves the damaged database aside, brings back every
+ * record and unsent change that still reads, and queues the photos again.
+ * Then `Fieldbook.resume` and a sync restore the rest from the server.
  */
+public func recoverStore(dataDir: String, language: Language)throws  -> RecoveryInfo  {
+    return try  FfiConverterTypeRecoveryInfo_lift(try rustCallWithError(FfiConverterTypeApiError_lift) {
+        uniffiCallStatus in
+    uniffi_fieldbook_ffi_fn_func_recover_store(
+        FfiConverterString.lower(dataDir),
+        FfiConverterTypeLanguage_lower(language),uniffiCallStatus
+    )
+})
+}
 public func savedUser(dataDir: String)throws  -> SavedUser?  {
     return try  FfiConverterOptionTypeSavedUser.lift(try rustCallWithError(FfiConverterTypeApiError_lift) {
         uniffiCallStatus in
@@ -5305,7 +5432,10 @@ private let initializationResult: InitializationResult = {
     if (uniffi_fieldbook_ffi_checksum_func_login() != 18029) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_fieldbook_ffi_checksum_func_saved_user() != 29902) {
+    if (uniffi_fieldbook_ffi_checksum_func_recover_store() != 51110) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_fieldbook_ffi_checksum_func_saved_user() != 18540) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_fieldbook_ffi_checksum_method_canceltoken_cancel() != 49029) {

@@ -485,6 +485,11 @@ void uniffi_fieldbook_ffi_fn_method_synclistener_on_progress(uint64_t ptr, RustB
 uint64_t uniffi_fieldbook_ffi_fn_func_login(RustBuffer data_dir, RustBuffer server, RustBuffer username, RustBuffer password, RustBuffer language
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FIELDBOOK_FFI_FN_FUNC_RECOVER_STORE
+#define UNIFFI_FFIDEF_UNIFFI_FIELDBOOK_FFI_FN_FUNC_RECOVER_STORE
+RustBuffer uniffi_fieldbook_ffi_fn_func_recover_store(RustBuffer data_dir, RustBuffer language, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_FIELDBOOK_FFI_FN_FUNC_SAVED_USER
 #define UNIFFI_FFIDEF_UNIFFI_FIELDBOOK_FFI_FN_FUNC_SAVED_USER
 RustBuffer uniffi_fieldbook_ffi_fn_func_saved_user(RustBuffer data_dir, RustCallStatus *_Nonnull out_status
@@ -753,6 +758,12 @@ void ffi_fieldbook_ffi_rust_future_complete_void(uint64_t handle, RustCallStatus
 #ifndef UNIFFI_FFIDEF_UNIFFI_FIELDBOOK_FFI_CHECKSUM_FUNC_LOGIN
 #define UNIFFI_FFIDEF_UNIFFI_FIELDBOOK_FFI_CHECKSUM_FUNC_LOGIN
 uint16_t uniffi_fieldbook_ffi_checksum_func_login(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FIELDBOOK_FFI_CHECKSUM_FUNC_RECOVER_STORE
+#define UNIFFI_FFIDEF_UNIFFI_FIELDBOOK_FFI_CHECKSUM_FUNC_RECOVER_STORE
+uint16_t uniffi_fieldbook_ffi_checksum_func_recover_store(void
     
 );
 #endif

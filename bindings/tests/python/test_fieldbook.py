@@ -7,6 +7,7 @@ an assert; the first failure exits non-zero with its message.
 """
 
 import asyncio
+import gc
 import os
 import sys
 
@@ -200,6 +201,30 @@ async def main():
 
     again = fb.Fieldbook.resume(phone, fb.Language.EN)
     assert [i.id for i in again.list_inspections(None, None, 0, 0)] == [insp]
+
+    # The phone's database file is destroyed (its header zeroed and its
+    # write-ahead log gone, as a restore of a broken backup leaves it): a
+    # clear error, then recovery and a sync bring the records back from the
+    # server; the damaged file is kept aside.
+    del app, again
+    gc.collect()
+    for suffix in ("-wal", "-shm"):
+        if os.path.exists(os.path.join(phone, "fieldbook.db" + suffix)):
+            os.remove(os.path.join(phone, "fieldbook.db" + suffix))
+    with open(os.path.join(phone, "fieldbook.db"), "r+b") as db:
+        db.write(b"\0" * 100)
+    expect(fb.ApiError.Damaged, "a damaged database",
+           lambda: fb.Fieldbook.resume(phone, fb.Language.EN).list_inspections(None, None, 0, 0))
+    gc.collect()
+    info = fb.recover_store(phone, fb.Language.EN)
+    assert os.path.exists(info.kept_at) and info.photos >= 1, info
+    healed = fb.Fieldbook.resume(phone, fb.Language.EN)
+    assert healed.account().login_required, "a rebuilt store logs in again"
+    await healed.relogin(PASSWORD)
+    await healed.sync(None, None)
+    back = healed.inspection(insp)
+    assert back.status == fb.InspectionStatus.RETURNED, back.status
+    assert any(t.comment == "化粪池盖板照片不清楚" for t in back.timeline), back.timeline
     print("python bindings: all checks passed")
 
 

@@ -231,6 +231,16 @@ impl Store {
     /// next: it sends the salvaged changes and brings back the rest from
     /// the server.
     pub fn recover(dir: &Path, identity: Identity) -> Result<(Store, Recovery)> {
+        Store::recover_keeping(dir, identity, None)
+    }
+
+    /// As [`Store::recover`], with the device's actor (hex) as the app
+    /// saved it at login, for when the damaged file no longer says it.
+    pub fn recover_keeping(
+        dir: &Path,
+        identity: Identity,
+        actor: Option<&str>,
+    ) -> Result<(Store, Recovery)> {
         let path = dir.join(DB_FILE);
         if !path.exists() {
             return Err(StoreError::BadInput(format!(
@@ -244,7 +254,7 @@ impl Store {
         let found = salvage(&aside);
 
         // A fresh database, keeping the device's identity when it reads.
-        if let Some(actor) = &found.actor {
+        if let Some(actor) = found.actor.as_deref().or(actor) {
             let mut conn = Connection::open(&path)?;
             super::migrations::migrate(&mut conn).map_err(StoreError::Migration)?;
             super::kv_set(&conn, KV_ACTOR, actor)?;

@@ -14,7 +14,7 @@ enum Screen {
     case inspection(InspectionDetail, TemplateInfo, FormState)
 }
 
-enum NextStep { case fixInput, notAllowed, logIn, retryLater, freeSpace, report }
+enum NextStep { case fixInput, notAllowed, logIn, retryLater, freeSpace, recover, report }
 
 struct UserMessage: Identifiable {
     let id = UUID()
@@ -37,6 +37,7 @@ extension UserMessage {
         case let ApiError.LoginRequired(reason): self.init(text: reason, next: .logIn)
         case let ApiError.RetryLater(reason): self.init(text: reason, next: .retryLater)
         case let ApiError.StorageFull(reason): self.init(text: reason, next: .freeSpace)
+        case let ApiError.Damaged(reason): self.init(text: reason, next: .recover)
         case let ApiError.Other(reason): self.init(text: reason, next: .report)
         default: self.init(text: error.localizedDescription, next: .report)
         }

@@ -76,6 +76,7 @@ struct RootView: View {
         case .logIn: return "Log in again"
         case .retryLater: return "Will retry later"
         case .freeSpace: return "Storage full"
+        case .recover: return "Recover the data file"
         case .report, nil: return "Something went wrong"
         }
     }

@@ -835,10 +835,25 @@ impl Storage for SqliteStorage {
                 r.get(0)
             })
             .optional()?;
-        if owner.as_deref().is_some_and(|o| o != device) {
-            return Err(StorageError::Conflict(
-                "this actor id belongs to another device".into(),
-            ));
+        if let Some(old) = owner.as_deref().filter(|o| *o != device) {
+            let old_user: String =
+                tx.query_row("SELECT user FROM devices WHERE id = ?1", [old], |r| {
+                    r.get(0)
+                })?;
+            if old_user != user {
+                return Err(StorageError::Conflict(
+                    "this actor id belongs to another device".into(),
+                ));
+            }
+            // The same user brings the actor to a new device id: a store
+            // rebuilt after its database was damaged, which must pull back
+            // the records its old self pushed. The actor moves and the old
+            // device is revoked, so two devices never write as one actor.
+            tx.execute(
+                "UPDATE devices SET revoked = 1, actor = 'moved:' || actor || ':' || id WHERE id = ?1",
+                [old],
+            )?;
+            tx.execute("DELETE FROM tokens WHERE device = ?1", [old])?;
         }
         let existing: Option<(String, bool)> = tx
             .query_row(

@@ -706,6 +706,8 @@ internal object IntegrityCheckingUniffiLib {
     internal fun ensureInitialized() = Unit
     external fun uniffi_fieldbook_ffi_checksum_func_login(
     ): Int
+    external fun uniffi_fieldbook_ffi_checksum_func_recover_store(
+    ): Int
     external fun uniffi_fieldbook_ffi_checksum_func_saved_user(
     ): Int
     external fun uniffi_fieldbook_ffi_checksum_method_canceltoken_cancel(
@@ -893,6 +895,8 @@ internal object UniffiLib {
     ): Unit
     external fun uniffi_fieldbook_ffi_fn_func_login(`dataDir`: RustBuffer.ByValue,`server`: RustBuffer.ByValue,`username`: RustBuffer.ByValue,`password`: RustBuffer.ByValue,`language`: RustBuffer.ByValue,
     ): Long
+    external fun uniffi_fieldbook_ffi_fn_func_recover_store(`dataDir`: RustBuffer.ByValue,`language`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
     external fun uniffi_fieldbook_ffi_fn_func_saved_user(`dataDir`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun ffi_fieldbook_ffi_rustbuffer_alloc(`size`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -1017,7 +1021,10 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_fieldbook_ffi_checksum_func_login() and 0xFFFF) != 18029) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_fieldbook_ffi_checksum_func_saved_user() and 0xFFFF) != 29902) {
+    if ((lib.uniffi_fieldbook_ffi_checksum_func_recover_store() and 0xFFFF) != 51110) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_fieldbook_ffi_checksum_func_saved_user() and 0xFFFF) != 18540) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_fieldbook_ffi_checksum_method_canceltoken_cancel() and 0xFFFF) != 49029) {
@@ -4312,6 +4319,78 @@ public object FfiConverterTypePosition: FfiConverterRustBuffer<Position> {
 
 
 /**
+ * What `recover_store` brought back.
+ */
+data class RecoveryInfo (
+    /**
+     * Where the damaged database was kept.
+     */
+    var `keptAt`: kotlin.String
+    , 
+    /**
+     * Records read back.
+     */
+    var `records`: kotlin.ULong
+    , 
+    /**
+     * Unsent changes back in the outbox.
+     */
+    var `unsentChanges`: kotlin.ULong
+    , 
+    /**
+     * Records or changes that could not be read; a sync restores those the
+     * server has.
+     */
+    var `unreadable`: kotlin.ULong
+    , 
+    /**
+     * Photo files queued for upload again.
+     */
+    var `photos`: kotlin.ULong
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeRecoveryInfo: FfiConverterRustBuffer<RecoveryInfo> {
+    override fun read(buf: ByteBuffer): RecoveryInfo {
+        return RecoveryInfo(
+            FfiConverterString.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: RecoveryInfo) = (
+            FfiConverterString.allocationSize(value.`keptAt`) +
+            FfiConverterULong.allocationSize(value.`records`) +
+            FfiConverterULong.allocationSize(value.`unsentChanges`) +
+            FfiConverterULong.allocationSize(value.`unreadable`) +
+            FfiConverterULong.allocationSize(value.`photos`)
+    )
+
+    override fun write(value: RecoveryInfo, buf: ByteBuffer) {
+            FfiConverterString.write(value.`keptAt`, buf)
+            FfiConverterULong.write(value.`records`, buf)
+            FfiConverterULong.write(value.`unsentChanges`, buf)
+            FfiConverterULong.write(value.`unreadable`, buf)
+            FfiConverterULong.write(value.`photos`, buf)
+    }
+}
+
+
+
+/**
  * A record the server refused, and why.
  */
 data class RejectedRecord (
@@ -4886,6 +4965,18 @@ sealed class ApiException: kotlin.Exception() {
     }
     
     /**
+     * The store's database file is damaged: offer `recover_store`, which
+     * keeps the file aside and brings back everything that still reads.
+     */
+    class Damaged(
+        
+        val `reason`: kotlin.String
+        ) : ApiException() {
+        override val message
+            get() = "reason=${ `reason` }"
+    }
+    
+    /**
      * Anything else; report it.
      */
     class Other(
@@ -4931,7 +5022,10 @@ public object FfiConverterTypeApiError : FfiConverterRustBuffer<ApiException> {
             5 -> ApiException.StorageFull(
                 FfiConverterString.read(buf),
                 )
-            6 -> ApiException.Other(
+            6 -> ApiException.Damaged(
+                FfiConverterString.read(buf),
+                )
+            7 -> ApiException.Other(
                 FfiConverterString.read(buf),
                 )
             else -> throw RuntimeException("invalid error enum value, something is very wrong!!")
@@ -4962,6 +5056,11 @@ public object FfiConverterTypeApiError : FfiConverterRustBuffer<ApiException> {
                 + FfiConverterString.allocationSize(value.`reason`)
             )
             is ApiException.StorageFull -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`reason`)
+            )
+            is ApiException.Damaged -> (
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
                 4UL
                 + FfiConverterString.allocationSize(value.`reason`)
@@ -5002,8 +5101,13 @@ public object FfiConverterTypeApiError : FfiConverterRustBuffer<ApiException> {
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
-            is ApiException.Other -> {
+            is ApiException.Damaged -> {
                 buf.putInt(6)
+                FfiConverterString.write(value.`reason`, buf)
+                Unit
+            }
+            is ApiException.Other -> {
+                buf.putInt(7)
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
@@ -6269,7 +6373,23 @@ public object FfiConverterSequenceTypeFindingStep: FfiConverterRustBuffer<List<F
 
         /**
          * The user last logged in on this phone, if any. Reads one small file.
+         * After `Damaged`: moves the damaged database aside, brings back every
+         * record and unsent change that still reads, and queues the photos again.
+         * Then `Fieldbook.resume` and a sync restore the rest from the server.
          */
+    @Throws(ApiException::class) fun `recoverStore`(`dataDir`: kotlin.String, `language`: Language): RecoveryInfo {
+            return FfiConverterTypeRecoveryInfo.lift(
+    uniffiRustCallWithError(ApiException) { _status ->
+    UniffiLib.uniffi_fieldbook_ffi_fn_func_recover_store(
+    
+        
+        FfiConverterString.lower(`dataDir`),
+        FfiConverterTypeLanguage.lower(`language`),_status)
+}
+    )
+    }
+    
+
     @Throws(ApiException::class) fun `savedUser`(`dataDir`: kotlin.String): SavedUser? {
             return FfiConverterOptionalTypeSavedUser.lift(
     uniffiRustCallWithError(ApiException) { _status ->

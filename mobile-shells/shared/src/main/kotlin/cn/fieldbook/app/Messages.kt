@@ -5,7 +5,7 @@ package cn.fieldbook.app
 
 import cn.fieldbook.ffi.ApiException
 
-enum class NextStep { FIX_INPUT, NOT_ALLOWED, LOG_IN, RETRY_LATER, FREE_SPACE, REPORT }
+enum class NextStep { FIX_INPUT, NOT_ALLOWED, LOG_IN, RETRY_LATER, FREE_SPACE, RECOVER, REPORT }
 
 data class UserMessage(
     val text: String,
@@ -27,6 +27,7 @@ object Messages {
         is ApiException.LoginRequired -> UserMessage(e.reason, NextStep.LOG_IN)
         is ApiException.RetryLater -> UserMessage(e.reason, NextStep.RETRY_LATER)
         is ApiException.StorageFull -> UserMessage(e.reason, NextStep.FREE_SPACE)
+        is ApiException.Damaged -> UserMessage(e.reason, NextStep.RECOVER)
         is ApiException.Other -> UserMessage(e.reason, NextStep.REPORT)
     }
 }

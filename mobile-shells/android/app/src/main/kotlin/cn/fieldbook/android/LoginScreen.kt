@@ -106,6 +106,7 @@ private val nextStepTitles = mapOf(
     NextStep.LOG_IN to R.string.next_log_in,
     NextStep.RETRY_LATER to R.string.next_retry_later,
     NextStep.FREE_SPACE to R.string.next_free_space,
+    NextStep.RECOVER to R.string.next_recover,
     NextStep.REPORT to R.string.next_report,
 )
 
