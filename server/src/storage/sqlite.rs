@@ -103,11 +103,10 @@ impl SqliteStorage {
         let mut readers = Vec::with_capacity(READERS);
         for _ in 0..READERS {
             let r = Connection::open(path)?;
-            // Reports scan the whole file; mapping it saves a copy of every
-            // page through read(2) (an eighth of a city report's time).
-            r.execute_batch(
-                "PRAGMA query_only=ON; PRAGMA busy_timeout=10000; PRAGMA mmap_size=1073741824;",
-            )?;
+            // No mmap: it would save reports a copy per page, but mapped
+            // pages count as the server's resident memory, a whole database
+            // of it after one city report.
+            r.execute_batch("PRAGMA query_only=ON; PRAGMA busy_timeout=10000;")?;
             r.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
             readers.push(r);
         }
