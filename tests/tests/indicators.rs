@@ -188,10 +188,10 @@ fn recompute(
     match (ind.unit, &ind.numerator) {
         (Unit::Site, num) => {
             for s in of_kind() {
-                if let Some(attr) = &ind.site_filter {
-                    if matches!(s.attributes.get(attr), None | Some(Value::Bool(false))) {
-                        continue;
-                    }
+                if let Some(attr) = &ind.site_filter
+                    && matches!(s.attributes.get(attr), None | Some(Value::Bool(false)))
+                {
+                    continue;
                 }
                 let ok = match num {
                     Numerator::Rule(r) => holds(&s.id, r),
@@ -370,7 +370,7 @@ fn every_indicator_matches_a_recomputation_from_the_exports() {
     let mut submitted = Vec::new();
     for s in chosen.iter().step_by(3) {
         n += 1;
-        submitted.push(inspect(&mut li.store, s, n % 2 == 0, n));
+        submitted.push(inspect(&mut li.store, s, n.is_multiple_of(2), n));
     }
     li.sync().unwrap();
     zhang.sync().unwrap();
@@ -386,7 +386,7 @@ fn every_indicator_matches_a_recomputation_from_the_exports() {
     let mut round: Vec<(String, SiteKind)> = Vec::new();
     for s in &chosen {
         n += 1;
-        round.push((inspect(&mut li.store, s, n % 3 != 0, n), s.kind));
+        round.push((inspect(&mut li.store, s, !n.is_multiple_of(3), n), s.kind));
     }
     li.sync().unwrap();
     zhang.sync().unwrap();
