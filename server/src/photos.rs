@@ -54,6 +54,11 @@ impl PhotoStore {
     }
 
     /// (offset, length) of an upload, if the server knows it.
+    ///
+    /// An upload whose bytes have all arrived but that was never finished
+    /// (the process died between the last write and keeping the photo) is
+    /// finished here, so it is never reported complete while the photo is
+    /// missing. Callers hold `lock`.
     fn state(&self, h: &str) -> std::io::Result<Option<(u64, u64)>> {
         if let Ok(m) = std::fs::metadata(self.final_path(h)) {
             return Ok(Some((m.len(), m.len())));
@@ -67,7 +72,26 @@ impl PhotoStore {
         let offset = std::fs::metadata(self.part_path(h))
             .map(|m| m.len())
             .unwrap_or(0);
+        if offset >= length {
+            return self.finish(h, length);
+        }
         Ok(Some((offset, length)))
+    }
+
+    /// Keeps a fully uploaded photo under its final name if its bytes hash
+    /// to that name; otherwise discards the upload, which then starts over.
+    fn finish(&self, h: &str, length: u64) -> std::io::Result<Option<(u64, u64)>> {
+        let part = self.part_path(h);
+        let data = std::fs::read(&part)?;
+        if data.len() as u64 == length && blake3::hash(&data).to_hex().as_str() == h {
+            std::fs::rename(&part, self.final_path(h))?;
+            sync_dir(&self.dir);
+            let _ = std::fs::remove_file(self.len_path(h));
+            return Ok(Some((length, length)));
+        }
+        let _ = std::fs::remove_file(&part);
+        let _ = std::fs::remove_file(self.len_path(h));
+        Ok(None)
     }
 
     /// The bytes of a complete photo.
@@ -135,27 +159,7 @@ pub async fn create(
     Auth(s): Auth,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
-    let length: u64 = header_str(&headers, "upload-length")
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| AppError::BadRequest("Upload-Length is missing or not a number".into()))?;
-    if length == 0 || length > PHOTO_UPLOAD_BYTES_MAX {
-        return Err(AppError::TooLarge(format!(
-            "a photo must be 1 to {PHOTO_UPLOAD_BYTES_MAX} bytes; Upload-Length is {length}"
-        )));
-    }
-    let meta = header_str(&headers, "upload-metadata").unwrap_or("");
-    let hash = meta
-        .split(',')
-        .filter_map(|kv| kv.trim().split_once(' '))
-        .find(|(k, _)| *k == "blake3")
-        .and_then(|(_, v)| base64_decode(v))
-        .and_then(|b| String::from_utf8(b).ok())
-        .ok_or_else(|| {
-            AppError::BadRequest(
-                "Upload-Metadata must name the photo: blake3 <base64 of its hex hash>".into(),
-            )
-        })?;
-    check_hash(&hash)?;
+    let (length, hash) = creation_headers(&headers)?;
     let ps = &st.photos;
     let _guard = ps.lock.lock().await;
     match ps
@@ -199,6 +203,8 @@ pub async fn head(
     Path(hash): Path<String>,
 ) -> Result<Response, AppError> {
     check_hash(&hash)?;
+    // `state` may finish an upload, which must not race a PATCH doing so.
+    let _guard = st.photos.lock.lock().await;
     let Some((offset, length)) = st
         .photos
         .state(&hash)
@@ -228,23 +234,7 @@ pub async fn patch(
             "PATCH bodies are application/offset+octet-stream".into(),
         ));
     }
-    let offset: u64 = header_str(&headers, "upload-offset")
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| AppError::BadRequest("Upload-Offset is missing or not a number".into()))?;
-    let checksum = match header_str(&headers, "upload-checksum") {
-        None => None,
-        Some(v) => match v.split_once(' ') {
-            Some(("sha1", b64)) => Some(
-                base64_decode(b64)
-                    .ok_or_else(|| AppError::BadRequest("Upload-Checksum is not base64".into()))?,
-            ),
-            _ => {
-                return Err(AppError::BadRequest(
-                    "only sha1 checksums are supported".into(),
-                ));
-            }
-        },
-    };
+    let (offset, checksum) = patch_headers(&headers)?;
     let bytes = axum::body::to_bytes(body, PHOTO_UPLOAD_BYTES_MAX as usize)
         .await
         .map_err(|_| {
@@ -262,22 +252,15 @@ pub async fn patch(
             "no upload for {hash}; create it first"
         )));
     };
-    if offset != current {
-        return Err(AppError::Conflict(format!(
-            "Upload-Offset is {offset} but the server has {current} bytes"
-        )));
-    }
-    if current == length {
-        let mut r = StatusCode::NO_CONTENT.into_response();
-        r.headers_mut()
-            .insert("upload-offset", HeaderValue::from(current));
-        return Ok(tus_headers(r));
-    }
-    if offset + bytes.len() as u64 > length {
-        return Err(AppError::BadRequest(format!(
-            "the chunk runs past Upload-Length {length}"
-        )));
-    }
+    let new_offset = match patch_step(offset, current, length, bytes.len() as u64)? {
+        PatchStep::Complete => {
+            let mut r = StatusCode::NO_CONTENT.into_response();
+            r.headers_mut()
+                .insert("upload-offset", HeaderValue::from(current));
+            return Ok(tus_headers(r));
+        }
+        PatchStep::Append { new_offset } => new_offset,
+    };
     // 460 Checksum Mismatch (tus): the chunk is discarded.
     if let Some(sum) = checksum
         && sha1::Sha1::digest(&bytes).as_slice() != sum.as_slice()
@@ -289,12 +272,17 @@ pub async fn patch(
     }
     let part = ps.part_path(&hash);
     let append = || -> std::io::Result<()> {
-        let mut f = std::fs::OpenOptions::new().append(true).open(&part)?;
+        // `create`: a server that died creating the upload wrote the
+        // declared length but not the empty file of bytes; the upload then
+        // stands at offset 0 and must be able to start.
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&part)?;
         f.write_all(&bytes)?;
         f.sync_data()
     };
     append().map_err(|e| AppError::Internal(e.to_string()))?;
-    let new_offset = offset + bytes.len() as u64;
     if new_offset == length {
         let data = std::fs::read(&part).map_err(|e| AppError::Internal(e.to_string()))?;
         if blake3::hash(&data).to_hex().as_str() != hash {
@@ -316,6 +304,92 @@ pub async fn patch(
     r.headers_mut()
         .insert("upload-offset", HeaderValue::from(new_offset));
     Ok(tus_headers(r))
+}
+
+/// The length and photo hash a creation request declares (`Upload-Length`,
+/// and `Upload-Metadata` with `blake3 <base64 of the hex hash>`), checked.
+/// Separate from the handler so the header parsing can be exercised on its
+/// own (the fuzz targets do).
+pub fn creation_headers(headers: &HeaderMap) -> Result<(u64, String), AppError> {
+    let length: u64 = header_str(headers, "upload-length")
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| AppError::BadRequest("Upload-Length is missing or not a number".into()))?;
+    if length == 0 || length > PHOTO_UPLOAD_BYTES_MAX {
+        return Err(AppError::TooLarge(format!(
+            "a photo must be 1 to {PHOTO_UPLOAD_BYTES_MAX} bytes; Upload-Length is {length}"
+        )));
+    }
+    let meta = header_str(headers, "upload-metadata").unwrap_or("");
+    let hash = meta
+        .split(',')
+        .filter_map(|kv| kv.trim().split_once(' '))
+        .find(|(k, _)| *k == "blake3")
+        .and_then(|(_, v)| base64_decode(v))
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or_else(|| {
+            AppError::BadRequest(
+                "Upload-Metadata must name the photo: blake3 <base64 of its hex hash>".into(),
+            )
+        })?;
+    check_hash(&hash)?;
+    Ok((length, hash))
+}
+
+/// The offset and optional SHA-1 checksum (`Upload-Offset`,
+/// `Upload-Checksum: sha1 <base64>`) a PATCH declares.
+pub fn patch_headers(headers: &HeaderMap) -> Result<(u64, Option<Vec<u8>>), AppError> {
+    let offset: u64 = header_str(headers, "upload-offset")
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| AppError::BadRequest("Upload-Offset is missing or not a number".into()))?;
+    let checksum = match header_str(headers, "upload-checksum") {
+        None => None,
+        Some(v) => match v.split_once(' ') {
+            Some(("sha1", b64)) => Some(
+                base64_decode(b64)
+                    .ok_or_else(|| AppError::BadRequest("Upload-Checksum is not base64".into()))?,
+            ),
+            _ => {
+                return Err(AppError::BadRequest(
+                    "only sha1 checksums are supported".into(),
+                ));
+            }
+        },
+    };
+    Ok((offset, checksum))
+}
+
+/// What a PATCH does to an upload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PatchStep {
+    /// The upload is already complete: nothing is written.
+    Complete,
+    /// The chunk is appended; the upload then stands at `new_offset`.
+    Append { new_offset: u64 },
+}
+
+/// Decides a PATCH of `chunk` bytes at the declared `offset` against an
+/// upload holding `current` of `length` bytes, before anything is written.
+pub fn patch_step(
+    offset: u64,
+    current: u64,
+    length: u64,
+    chunk: u64,
+) -> Result<PatchStep, AppError> {
+    if offset != current {
+        return Err(AppError::Conflict(format!(
+            "Upload-Offset is {offset} but the server has {current} bytes"
+        )));
+    }
+    if current == length {
+        return Ok(PatchStep::Complete);
+    }
+    let new_offset = offset.saturating_add(chunk);
+    if new_offset > length {
+        return Err(AppError::BadRequest(format!(
+            "the chunk runs past Upload-Length {length}"
+        )));
+    }
+    Ok(PatchStep::Append { new_offset })
 }
 
 /// `GET /v1/photos/<hash>`: the JPEG, for users who may read a record that
