@@ -8,6 +8,8 @@
 // Test support: a failure to set up a scenario should fail it loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod simulation;
+
 use fieldbook_core::model::Role;
 use fieldbook_core::store::{Identity, Store};
 use fieldbook_core::sync::http::{HttpTransport, LoginRequest};
