@@ -525,18 +525,46 @@ pub(crate) fn compact(tx: &Transaction<'_>, id: &str, doc: &Automerge) -> Result
     Ok(())
 }
 
+/// Whether the checksum in an Automerge change chunk's header matches its
+/// contents. `Change::try_from` does not check it (`Automerge::load`
+/// does), yet a change waiting in a document's queue for a missing
+/// dependency is saved byte for byte: a damaged one would make every later
+/// save of the record fail to load. The checksum is the first four bytes of
+/// the change hash, right after the magic bytes, in plain and compressed
+/// change chunks alike.
+pub fn change_checksum_valid(bytes: &[u8], change: &Change) -> bool {
+    bytes.get(4..8) == change.hash().0.get(..4)
+}
+
+/// Runs an Automerge operation on bytes from outside, turning a panic
+/// inside Automerge into an error. Automerge 0.12 panics on some changes
+/// its decoder accepts (an `unwrap` in `BatchApply::import_ops` when a
+/// change names an actor the document does not know): a damaged or hostile
+/// record must be refused, not take the app or the server down. What `f`
+/// was changing may be left half-done, so callers drop it on error.
+pub fn untrusted<T>(f: impl FnOnce() -> T) -> std::result::Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+        .map_err(|_| "Automerge failed on this data".to_owned())
+}
+
 /// Strictly decodes one chunk — a single change or a whole save — and merges
 /// it into `doc`. Automerge's own `load_incremental` skips chunks it cannot
 /// parse without saying so; a store must notice damaged bytes instead.
 pub(crate) fn merge_chunk(doc: &mut Automerge, data: &[u8]) -> std::result::Result<(), String> {
-    match Change::try_from(data) {
-        Ok(change) => doc
-            .apply_changes([change])
+    // Automerge's change parser panics on some damaged columns too.
+    match untrusted(|| Change::try_from(data)).map_err(|e| format!("undecodable change: {e}"))? {
+        Ok(change) if !change_checksum_valid(data, &change) => {
+            Err("undecodable change: bad checksum".into())
+        }
+        Ok(change) => untrusted(|| doc.apply_changes([change]))
+            .map_err(|e| format!("change does not apply: {e}"))?
             .map_err(|e| format!("change does not apply: {e}")),
         Err(automerge::LoadChangeError::WrongChunkType) => {
-            let mut other =
-                Automerge::load(data).map_err(|e| format!("undecodable record: {e}"))?;
-            doc.merge(&mut other)
+            let mut other = untrusted(|| Automerge::load(data))
+                .map_err(|e| format!("undecodable record: {e}"))?
+                .map_err(|e| format!("undecodable record: {e}"))?;
+            untrusted(|| doc.merge(&mut other))
+                .map_err(|e| format!("record does not merge: {e}"))?
                 .map(drop)
                 .map_err(|e| format!("record does not merge: {e}"))
         }

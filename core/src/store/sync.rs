@@ -266,7 +266,9 @@ fn merge_one(
             // One change is new if the history lacks it (it may wait in
             // Automerge's queue for a missing dependency, and must still be
             // stored); a whole save is new if it moved the heads.
-            let single = automerge::Change::try_from(rec.data.as_slice()).ok();
+            let single = super::untrusted(|| automerge::Change::try_from(rec.data.as_slice()))
+                .ok()
+                .and_then(Result::ok);
             let already = single
                 .as_ref()
                 .is_some_and(|c| d.get_change_by_hash(&c.hash()).is_some());

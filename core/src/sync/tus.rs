@@ -19,6 +19,10 @@ pub const CHUNK_BYTES: usize = 256 << 10;
 /// Largest photo the server takes, bytes (compressed photos are far smaller).
 pub const PHOTO_UPLOAD_BYTES_MAX: u64 = 16 << 20;
 
+/// Exchanges one upload run allows beyond two per chunk (see
+/// `upload_pending`).
+const EXCHANGES_SPARE: u64 = 4;
+
 /// The server's side of one upload, as `HEAD` reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UploadState {
@@ -101,7 +105,26 @@ pub fn upload_pending<S: super::client::StoreAccess + ?Sized>(
             summary.already_there += 1;
         } else {
             let mut buf = vec![0u8; CHUNK_BYTES];
+            // A server that never lets the upload end (409 after 409, or
+            // offsets that go back and forth) would keep this loop going for
+            // ever. An honest one needs a PATCH per chunk and the odd
+            // resynchronisation: past twice that, give up on this run; the
+            // caller retries later from the server's offset.
+            let exchanges_max = 2 * length.div_ceil(CHUNK_BYTES as u64) + EXCHANGES_SPARE;
+            let mut exchanges = 0;
             while offset < length {
+                exchanges += 1;
+                if exchanges > exchanges_max {
+                    store.with(|s| s.set_photo_upload(&p.hash, "uploading", offset))?;
+                    return Err(TransportError::Server {
+                        status: 502,
+                        message: format!(
+                            "the upload of {} is still at offset {offset} after {exchanges_max} exchanges",
+                            p.hash
+                        ),
+                    }
+                    .into());
+                }
                 if cancel.load(Ordering::Relaxed) {
                     store.with(|s| s.set_photo_upload(&p.hash, "uploading", offset))?;
                     return Err(super::SyncError::Cancelled);
@@ -113,6 +136,18 @@ pub fn upload_pending<S: super::client::StoreAccess + ?Sized>(
                     break;
                 }
                 match t.patch(&p.hash, offset, &buf[..n]) {
+                    // An offset past the file would end the loop as if the
+                    // upload were complete: the server's answer is wrong.
+                    Ok(next) if next > length => {
+                        store.with(|s| s.set_photo_upload(&p.hash, "uploading", offset))?;
+                        return Err(TransportError::Server {
+                            status: 502,
+                            message: format!(
+                                "PATCH answered Upload-Offset {next} for a {length}-byte photo"
+                            ),
+                        }
+                        .into());
+                    }
                     Ok(next) => {
                         summary.bytes_sent += n as u64;
                         offset = next;

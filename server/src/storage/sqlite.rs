@@ -14,6 +14,7 @@ use fieldbook_core::doc::{self, RecordKind};
 use fieldbook_core::model::area::prefix_upper_bound;
 use fieldbook_core::model::workflow::{fold_finding, fold_inspection};
 use fieldbook_core::model::{Event, EventKind};
+use fieldbook_core::store::untrusted;
 use fieldbook_core::sync::wire::{ItemKind, doc_id_bytes};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use std::borrow::Cow;
@@ -540,7 +541,18 @@ fn check_item<'a>(
     let mut whole: Option<&[u8]> = None;
     let (after, rows): (Automerge, Rows<'a>) = match item.kind {
         ItemKind::Change => {
-            let change = match Change::try_from(item.data.as_slice()) {
+            // `untrusted`: the change parser panics on some damaged columns.
+            let decoded = untrusted(|| Change::try_from(item.data.as_slice()))
+                .and_then(|r| r.map_err(|e| e.to_string()));
+            let change = match decoded {
+                // Phones refuse such a change (see `change_checksum_valid`):
+                // storing it would send them bytes they cannot take.
+                Ok(c) if !fieldbook_core::store::change_checksum_valid(&item.data, &c) => {
+                    return reject(
+                        RejectCode::Undecodable,
+                        "not an Automerge change: bad checksum".into(),
+                    );
+                }
                 Ok(c) => c,
                 Err(e) => {
                     return reject(
@@ -573,7 +585,10 @@ fn check_item<'a>(
                 }
                 None => Automerge::new(),
             };
-            if let Err(e) = after.apply_changes([change]) {
+            // `untrusted`: Automerge panics on some changes it decodes.
+            let applied = untrusted(|| after.apply_changes([change]))
+                .and_then(|r| r.map_err(|e| e.to_string()));
+            if let Err(e) = applied {
                 return reject(
                     RejectCode::Undecodable,
                     format!("change does not apply: {e}"),
@@ -591,7 +606,9 @@ fn check_item<'a>(
             )
         }
         ItemKind::Document => {
-            let loaded = match Automerge::load(&item.data) {
+            let loaded = match untrusted(|| Automerge::load(&item.data))
+                .and_then(|r| r.map_err(|e| e.to_string()))
+            {
                 Ok(d) => d,
                 Err(e) => {
                     return reject(
@@ -647,7 +664,9 @@ fn check_item<'a>(
                         .iter()
                         .map(|c| (ItemKind::Change, Cow::Owned(c.raw_bytes().to_vec())))
                         .collect();
-                    if let Err(e) = after.apply_changes(new) {
+                    let applied = untrusted(|| after.apply_changes(new))
+                        .and_then(|r| r.map_err(|e| e.to_string()));
+                    if let Err(e) = applied {
                         return reject(
                             RejectCode::Undecodable,
                             format!("changes do not apply: {e}"),

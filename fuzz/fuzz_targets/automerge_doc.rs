@@ -1,0 +1,8 @@
+//! Fuzz target `automerge_doc`: a thin call into
+//! `fuzz_entry::automerge_doc`, which the regression test
+//! (`tests/tests/fuzz_regressions.rs`) replays on every fixture.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    fieldbook_fuzz::fuzz_entry::automerge_doc(data);
+});

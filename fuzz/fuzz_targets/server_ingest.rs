@@ -1,0 +1,8 @@
+//! Fuzz target `server_ingest`: a thin call into
+//! `fuzz_entry::server_ingest`, which the regression test
+//! (`tests/tests/fuzz_regressions.rs`) replays on every fixture.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    fieldbook_fuzz::fuzz_entry::server_ingest(data);
+});
