@@ -180,9 +180,11 @@ impl Session {
         let stamp = uuid::Uuid::now_v7().simple().to_string();
         account.device = format!("{base}~r{}", &stamp[stamp.len() - 8..]);
         account.token = None;
-        write_account(dir, &account)?;
         let (store, report) =
             Store::recover_keeping(dir, identity(&account), account.actor.as_deref())?;
+        // Saved only once the store is rebuilt: a recovery that failed
+        // leaves the account as it was.
+        write_account(dir, &account)?;
         Ok((
             Session {
                 dir: dir.to_owned(),

@@ -112,7 +112,7 @@ fn in_parallel<T: Send>(
             .all(std::thread::ScopedJoinHandle::is_finished)
         {
             progress(read.load(Ordering::Relaxed));
-            std::thread::sleep(std::time::Duration::from_millis(50));
+            std::thread::sleep(std::time::Duration::from_millis(10));
         }
         handles
             .into_iter()
@@ -134,18 +134,20 @@ fn approvals_part(
     shard: Shard,
     read: &AtomicU64,
 ) -> Result<HashMap<Box<str>, SiteApprovals>> {
+    // Both spans as Unix ms, so each approval is placed by two comparisons
+    // rather than by formatting its China date.
     let window = period.schedule_window();
-    let from = match (&period.from, &window.from) {
-        (Some(p), Some(w)) => Some(day_start(p.min(w))?),
-        _ => None,
-    };
+    let start = |p: &Period| p.from.as_deref().map_or(Ok(i64::MIN), day_start);
     let until = day_start(&period.to)? + 86_400_000;
+    let (period_from, window_from) = (start(period)?, start(&window)?);
+    let from = Some(period_from.min(window_from)).filter(|f| *f > i64::MIN);
     let rules = rules_by_kind(defs);
     let mut by_site: HashMap<Box<str>, SiteApprovals> = HashMap::new();
     src.scan_approvals(area, from, until, shard, &mut |a| {
         read.fetch_add(1, Ordering::Relaxed);
-        let in_period = period.contains(a.reviewed_at);
-        let in_window = window.contains(a.reviewed_at);
+        // Both spans end with the period.
+        let in_period = (period_from..until).contains(&a.reviewed_at);
+        let in_window = (window_from..until).contains(&a.reviewed_at);
         if !in_period && !in_window {
             return Ok(());
         }
@@ -392,6 +394,40 @@ const RECORD_WIDTHS: [f64; RECORD_COLUMNS.len()] = [
     8.0, 10.0, 7.0, 60.0, 40.0, 60.0,
 ];
 
+/// A table filled from a storage scan: rows counted for progress, and a
+/// write failure kept aside so the scan can be stopped and the writer's own
+/// error returned rather than the scan's.
+struct ScanTable<'p, W: Write + Send> {
+    table: TableWriter<W>,
+    rows: u64,
+    failure: Option<ExportError>,
+    progress: &'p mut dyn FnMut(u64),
+}
+
+impl<'p, W: Write + Send> ScanTable<'p, W> {
+    fn row(&mut self, cells: &[Cell]) -> Result<()> {
+        if let Err(e) = self.table.row(cells) {
+            self.failure = Some(e);
+            return Err(StorageError::Conflict("the export stopped".into()));
+        }
+        self.rows += 1;
+        if self.rows.is_multiple_of(4096) {
+            (self.progress)(self.rows);
+        }
+        Ok(())
+    }
+
+    fn finish(self, scanned: Result<()>) -> std::result::Result<u64, ExportError> {
+        if let Some(e) = self.failure {
+            return Err(e);
+        }
+        scanned.map_err(|e| ExportError::Io(std::io::Error::other(e.to_string())))?;
+        self.table.finish()?;
+        (self.progress)(self.rows);
+        Ok(self.rows)
+    }
+}
+
 /// Writes every inspection of `area` as CSV (UTF-8 with a BOM).
 /// See [`write_records`].
 pub fn write_records_csv(
@@ -427,9 +463,12 @@ pub fn write_records(
     out: impl Write + Send,
     progress: &mut dyn FnMut(u64),
 ) -> std::result::Result<u64, ExportError> {
-    let mut table = TableWriter::new(format, "检查记录", &RECORD_COLUMNS, &RECORD_WIDTHS, out)?;
-    let mut n = 0u64;
-    let mut failure: Option<ExportError> = None;
+    let mut table = ScanTable {
+        table: TableWriter::new(format, "检查记录", &RECORD_COLUMNS, &RECORD_WIDTHS, out)?,
+        rows: 0,
+        failure: None,
+        progress,
+    };
     let text = |s: &str| Cell::Text(s.to_owned());
     let scanned = src.scan_sites(area, true, &mut |site| {
         let kind = site_kind(&site)?;
@@ -472,24 +511,11 @@ pub fn write_records(
                 Cell::Text(serde_json::to_string(&outcomes).unwrap_or_default()),
                 Cell::Text(links),
             ];
-            if let Err(e) = table.row(&record) {
-                failure = Some(e);
-                return Err(StorageError::Conflict("the export stopped".into()));
-            }
-            n += 1;
-            if n.is_multiple_of(4096) {
-                progress(n);
-            }
+            table.row(&record)?;
         }
         Ok(())
     });
-    if let Some(e) = failure {
-        return Err(e);
-    }
-    scanned.map_err(|e| ExportError::Io(std::io::Error::other(e.to_string())))?;
-    table.finish()?;
-    progress(n);
-    Ok(n)
+    table.finish(scanned)
 }
 
 /// Columns of the findings export.
@@ -521,9 +547,12 @@ pub fn write_findings(
     out: impl Write + Send,
     progress: &mut dyn FnMut(u64),
 ) -> std::result::Result<u64, ExportError> {
-    let mut table = TableWriter::new(format, "问题整改", &FINDING_COLUMNS, &FINDING_WIDTHS, out)?;
-    let mut n = 0u64;
-    let mut failure: Option<ExportError> = None;
+    let mut table = ScanTable {
+        table: TableWriter::new(format, "问题整改", &FINDING_COLUMNS, &FINDING_WIDTHS, out)?,
+        rows: 0,
+        failure: None,
+        progress,
+    };
     let scanned = src.scan_findings(area, &mut |f| {
         let village = divisions
             .get(&f.village_code)
@@ -540,21 +569,7 @@ pub fn write_findings(
             Cell::Text(iso(Some(f.raised_at))),
             Cell::Text(iso(f.closed_at)),
         ];
-        if let Err(e) = table.row(&row) {
-            failure = Some(e);
-            return Err(StorageError::Conflict("the export stopped".into()));
-        }
-        n += 1;
-        if n.is_multiple_of(4096) {
-            progress(n);
-        }
-        Ok(())
+        table.row(&row)
     });
-    if let Some(e) = failure {
-        return Err(e);
-    }
-    scanned.map_err(|e| ExportError::Io(std::io::Error::other(e.to_string())))?;
-    table.finish()?;
-    progress(n);
-    Ok(n)
+    table.finish(scanned)
 }

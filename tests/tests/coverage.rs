@@ -7,7 +7,7 @@
 
 use fieldbook_core::model::indicator::{Indicators, Numerator, Period, Unit};
 use fieldbook_core::model::workflow::china_day_start_ms;
-use fieldbook_core::model::{Divisions, Level, Role, SiteKind, Value};
+use fieldbook_core::model::{Divisions, Level, Role, Site, SiteKind, Value};
 use fieldbook_core::store::{SiteFilter, Store};
 use fieldbook_server::coverage::{coverage_rows, write_records_csv};
 use fieldbook_server::registry_gen::{RegistryOptions, generate};
@@ -25,6 +25,24 @@ type Approval = (String, BTreeMap<String, bool>);
 /// Unix ms of `date` at 10:00 China time.
 fn at(date: &str) -> i64 {
     china_day_start_ms(date).unwrap() + 10 * 3_600_000
+}
+
+/// A generated registry of the township, imported into `server`.
+fn town_registry(server: &TestServer, toilets_per_village: u32) -> Vec<Site> {
+    let registry = generate(
+        Divisions::luoyang(),
+        &RegistryOptions {
+            area: TOWN.into(),
+            toilets_per_village,
+            ..RegistryOptions::default()
+        },
+        0,
+    );
+    assert_eq!(
+        server.storage.import_sites(&registry, "admin", 0).unwrap(),
+        registry.len()
+    );
+    registry
 }
 
 /// Fills in an inspection of `site`; submits it when asked.
@@ -48,19 +66,7 @@ fn coverage_matches_a_recomputation_from_the_records_export() {
     let server = TestServer::start();
     server.add_user("li", Role::Inspector, &["410324"]);
     server.add_user("zhang", Role::Supervisor, &["410324"]);
-    let registry = generate(
-        Divisions::luoyang(),
-        &RegistryOptions {
-            area: TOWN.into(),
-            toilets_per_village: 2,
-            ..RegistryOptions::default()
-        },
-        0,
-    );
-    assert_eq!(
-        server.storage.import_sites(&registry, "admin", 0).unwrap(),
-        registry.len()
-    );
+    let registry = town_registry(&server, 2);
 
     let mut li = Phone::login(&server, "li", "li-phone");
     let mut zhang = Phone::login(&server, "zhang", "zhang-phone");
@@ -268,16 +274,7 @@ fn exports_over_http_are_for_county_offices_in_their_area() {
     let server = TestServer::start();
     server.add_user("office", Role::CountyOffice, &["410324"]);
     server.add_user("li", Role::Inspector, &["410324"]);
-    let registry = generate(
-        Divisions::luoyang(),
-        &RegistryOptions {
-            area: TOWN.into(),
-            toilets_per_village: 1,
-            ..RegistryOptions::default()
-        },
-        0,
-    );
-    server.storage.import_sites(&registry, "admin", 0).unwrap();
+    let registry = town_registry(&server, 1);
     let office = token(&server, "office", "office-pc");
     let inspector = token(&server, "li", "li-phone");
     let get = |path: &str, tok: &str| raw_get(&server.url, path, Some(tok));
@@ -364,16 +361,7 @@ fn a_site_moved_by_the_registry_counts_in_its_new_village() {
     let server = TestServer::start();
     server.add_user("li", Role::Inspector, &["410324"]);
     server.add_user("zhang", Role::Supervisor, &["410324"]);
-    let registry = generate(
-        Divisions::luoyang(),
-        &RegistryOptions {
-            area: TOWN.into(),
-            toilets_per_village: 1,
-            ..RegistryOptions::default()
-        },
-        0,
-    );
-    server.storage.import_sites(&registry, "admin", 0).unwrap();
+    let registry = town_registry(&server, 1);
     let mut li = Phone::login(&server, "li", "li-phone");
     let mut zhang = Phone::login(&server, "zhang", "zhang-phone");
     li.sync().unwrap();

@@ -146,36 +146,66 @@ fn salvage_rows(conn: &Connection, out: &mut Salvage) {
     }
 }
 
-/// The rowids a table may hold: up to its largest, or, when that cannot be
-/// read, up to the first long run of absent rows.
+/// Absent rowids looked up in a row before the probing past a damaged page
+/// gives up: a damaged page can hide a long stretch, but a garbage "largest
+/// rowid" must not send recovery through billions of lookups.
+const PROBE_MISSES_MAX: u32 = 100_000;
+
+/// The rowids of `table` that can be reached. A scan finds every row up to
+/// the first damaged page; past it each rowid up to the largest (or, when
+/// that does not read, until a long run of absent ones) is looked up from
+/// the root, so rows behind the damage are found too.
 fn rowids(conn: &Connection, table: &str) -> Vec<i64> {
-    let max: Option<i64> = conn
-        .query_row(&format!("SELECT max(rowid) FROM {table}"), [], |r| r.get(0))
+    let mut found: Vec<i64> = Vec::new();
+    let complete = conn
+        .prepare(&format!("SELECT rowid FROM {table} ORDER BY rowid"))
+        .and_then(|mut st| {
+            let mut rows = st.query([])?;
+            while let Some(r) = rows.next()? {
+                found.push(r.get(0)?);
+            }
+            Ok(())
+        })
+        .is_ok();
+    if complete {
+        return found;
+    }
+    let known_max: Option<i64> = conn
+        .query_row(&format!("SELECT max(rowid) FROM {table}"), [], |r| {
+            r.get::<_, Option<i64>>(0)
+        })
         .ok()
         .flatten();
-    if let Some(max) = max {
-        return (1..=max).collect();
-    }
-    let mut out = Vec::new();
+    let max = known_max.unwrap_or(i64::MAX);
+    let mut rowid = found.last().map_or(1, |l| l.saturating_add(1));
     let mut misses = 0;
-    let mut rowid = 1;
-    while misses < 10_000 {
-        let hit = conn
-            .query_row(
-                &format!("SELECT 1 FROM {table} WHERE rowid = ?1"),
-                [rowid],
-                |_| Ok(()),
-            )
-            .is_ok();
-        if hit {
-            out.push(rowid);
-            misses = 0;
-        } else {
-            misses += 1;
+    while rowid <= max && misses < PROBE_MISSES_MAX {
+        match conn.query_row(
+            &format!("SELECT 1 FROM {table} WHERE rowid = ?1"),
+            [rowid],
+            |_| Ok(()),
+        ) {
+            Ok(()) => {
+                found.push(rowid);
+                misses = 0;
+            }
+            Err(rusqlite::Error::QueryReturnedNoRows) => misses += 1,
+            // Below a largest rowid that reads, a row on a damaged page:
+            // kept, so the caller counts it unreadable. Without one, the
+            // lookup may be past the end of a file cut short.
+            Err(_) => {
+                if known_max.is_some() {
+                    found.push(rowid);
+                }
+                misses += 1;
+            }
         }
-        rowid += 1;
+        rowid = rowid.saturating_add(1);
+        if rowid == i64::MAX {
+            break;
+        }
     }
-    out
+    found
 }
 
 /// One document as it was: its snapshot and the chunks after it, merged.

@@ -9,7 +9,6 @@
 
 use super::client::TransportError;
 use sha1::Digest;
-use std::io::{Read, Seek, SeekFrom};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The tus protocol version spoken.
@@ -75,25 +74,24 @@ pub fn upload_pending<S: super::client::StoreAccess + ?Sized>(
             return Err(super::SyncError::Cancelled);
         }
         let path = crate::store::photo_file(&folder, &p.hash);
-        let mut file = match std::fs::File::open(&path) {
-            Ok(f) => f,
+        // Read once: the photo is checked and sent from memory (compressed
+        // photos are a few hundred kilobytes, at most PHOTO_UPLOAD_BYTES_MAX).
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
             Err(_) => {
                 summary.missing_files += 1;
                 continue;
             }
         };
-        let length = file
-            .metadata()
-            .map_err(crate::store::StoreError::from)?
-            .len();
         // The name is the content hash: a file that no longer hashes to it
         // was damaged after it was written, and uploading it would put bad
         // evidence on the server (which would refuse it at the end anyway,
         // after the whole upload).
-        if !file_matches(&mut file, &p.hash).map_err(crate::store::StoreError::from)? {
+        if crate::photo::hash::content_hash(&bytes) != p.hash {
             summary.damaged_files += 1;
             continue;
         }
+        let length = bytes.len() as u64;
         let mut offset = match t.head(&p.hash)? {
             Some(s) if s.length == length => s.offset,
             Some(_) | None => {
@@ -104,7 +102,6 @@ pub fn upload_pending<S: super::client::StoreAccess + ?Sized>(
         if offset >= length {
             summary.already_there += 1;
         } else {
-            let mut buf = vec![0u8; CHUNK_BYTES];
             // A server that never lets the upload end (409 after 409, or
             // offsets that go back and forth) would keep this loop going for
             // ever. An honest one needs a PATCH per chunk and the odd
@@ -129,13 +126,15 @@ pub fn upload_pending<S: super::client::StoreAccess + ?Sized>(
                     store.with(|s| s.set_photo_upload(&p.hash, "uploading", offset))?;
                     return Err(super::SyncError::Cancelled);
                 }
-                file.seek(SeekFrom::Start(offset))
-                    .map_err(crate::store::StoreError::from)?;
-                let n = read_full(&mut file, &mut buf).map_err(crate::store::StoreError::from)?;
+                let start = usize::try_from(offset)
+                    .unwrap_or(usize::MAX)
+                    .min(bytes.len());
+                let chunk = &bytes[start..(start + CHUNK_BYTES).min(bytes.len())];
+                let n = chunk.len();
                 if n == 0 {
                     break;
                 }
-                match t.patch(&p.hash, offset, &buf[..n]) {
+                match t.patch(&p.hash, offset, chunk) {
                     // An offset past the file would end the loop as if the
                     // upload were complete: the server's answer is wrong.
                     Ok(next) if next > length => {
@@ -167,24 +166,6 @@ pub fn upload_pending<S: super::client::StoreAccess + ?Sized>(
         store.with(|s| s.set_photo_upload(&p.hash, "done", length))?;
     }
     Ok(summary)
-}
-
-fn file_matches(f: &mut std::fs::File, hash: &str) -> std::io::Result<bool> {
-    let mut bytes = Vec::new();
-    f.seek(SeekFrom::Start(0))?;
-    f.read_to_end(&mut bytes)?;
-    Ok(crate::photo::hash::content_hash(&bytes) == hash)
-}
-
-fn read_full(f: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match f.read(&mut buf[n..])? {
-            0 => break,
-            k => n += k,
-        }
-    }
-    Ok(n)
 }
 
 /// `Upload-Checksum` value for a chunk: `sha1 <base64>`.
