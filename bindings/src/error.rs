@@ -2,6 +2,7 @@
 //! Every message is safe to show to the user: it names the record, field
 //! or limit at fault, never a file path of the server or a stack.
 
+use fieldbook_core::policy::RefusalCode;
 use crate::types::{FieldProblem, Language};
 use fieldbook_core::photo::PhotoError;
 use fieldbook_core::session::SessionError;
@@ -68,6 +69,11 @@ impl ApiError {
             | StoreError::Forbidden { .. }
             | StoreError::OutOfScope { .. }
             | StoreError::WrongUser => ApiError::NotAllowed { reason },
+            StoreError::Refused(r) if r.code == RefusalCode::Invalid => ApiError::InvalidInput {
+                reason,
+                problems: Vec::new(),
+            },
+            StoreError::Refused(_) => ApiError::NotAllowed { reason },
             StoreError::StorageFull => ApiError::StorageFull { reason },
             StoreError::CorruptDatabase { .. } => ApiError::Damaged { reason },
             _ => ApiError::Other { reason },

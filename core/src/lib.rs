@@ -6,6 +6,8 @@
 //! - [`store`]: the phone's SQLite store — documents, projections, outbox,
 //!   photo table — and the public API the bindings wrap.
 //! - [`photo`]: camera photo to upload-ready evidence.
+//! - [`policy`]: what each role may change, in which status and area — the
+//!   one rule set the store and the server both run.
 //! - [`sync`]: the wire format and the phone's sync engine.
 //! - [`session`]: a signed-in phone — store, saved login, sync — shared by
 //!   the app's UI and its background sync.
@@ -16,6 +18,7 @@
 pub mod doc;
 pub mod model;
 pub mod photo;
+pub mod policy;
 pub mod session;
 pub mod store;
 pub mod sync;

@@ -469,7 +469,7 @@ fn lists_filter_by_area_kind_status_and_scope() {
     let d = tempfile::tempdir().unwrap();
     let mut s = inspector(d.path());
     let site = toilet_site(&mut s);
-    let other_village = "410324100202";
+    let other_village = "410324101202";
     let garbage = s
         .add_site(NewSite {
             kind: fieldbook_core::model::SiteKind::GarbagePoint,
@@ -505,7 +505,7 @@ fn lists_filter_by_area_kind_status_and_scope() {
     );
     assert_eq!(
         sites(SiteFilter {
-            area: Some("410324100".into()),
+            area: Some("410324101".into()),
             ..Default::default()
         })
         .len(),

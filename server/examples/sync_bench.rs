@@ -63,7 +63,7 @@ fn wire_bytes() {
         .add_site(NewSite {
             kind: SiteKind::RuralSewage,
             name: "污水站".into(),
-            village_code: "410324100201".into(),
+            village_code: "410324101201".into(),
             location: None,
             attributes: Default::default(),
         })

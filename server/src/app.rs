@@ -1,34 +1,61 @@
 //! The HTTP surface: `app(state)` builds the router so tests drive it
-//! in-process (`oneshot`) or on a real socket.
+//! in-process (`oneshot`) or on a real socket (`listen::serve`).
 //!
-//! Routes: `GET /healthz`, `GET /metrics`, `POST /v1/login`,
+//! Routes: `GET /healthz`, `GET /metrics` (whole-deployment admins; or on
+//! its own address, `serve --metrics-listen`), `POST /v1/login`,
 //! `POST /v1/sync` (binary, `docs/protocol.md`), tus photo uploads under
-//! `/v1/photos`, and the admin API under
-//! `/v1/admin/` (users, devices, site registry, audit log). Every route but
-//! health, metrics and login needs `Authorization: Bearer <device token>`.
+//! `/v1/photos`, the admin API under `/v1/admin/` (`admin_http`) and the
+//! exports under `/v1/exports/` (`export_http`). Every route but health,
+//! metrics and login needs `Authorization: Bearer <device token>`.
+//!
+//! Every body is read through [`read_body`]: under a per-route limit
+//! (413 beyond), inside a server-wide byte budget taken before the first
+//! byte is read (503 when the budget stays taken), and with an idle
+//! timeout between chunks (408), so slow or oversized bodies cannot pile
+//! up memory or hold connections for ever.
 
 use crate::auth;
 use crate::error::AppError;
 use crate::metrics::Metrics;
-use crate::storage::{AuditEntry, Outcome, Session, Storage, UserRecord};
+use crate::storage::{AuditEntry, Outcome, Session, Storage};
 use axum::body::{Body, Bytes};
-use axum::extract::{FromRequestParts, Path, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Router;
 use fieldbook_core::model::Role;
-use fieldbook_core::sync::http::{LoginRequest, LoginResponse, SYNC_CONTENT_TYPE};
-use fieldbook_core::sync::wire::{self, SyncRequest, SyncResponse};
-use serde::{Deserialize, Serialize};
+use fieldbook_core::sync::http::SYNC_CONTENT_TYPE;
+use fieldbook_core::sync::wire::{self, SyncRequest, SyncResponse, WireError};
+use http_body_util::BodyExt;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+pub use crate::admin_http::{
+    AuditInfo, AuditPage, DeviceInfo, ImportResult, NewPassword, NewUser, UserInfo,
+    create_user_record,
+};
 
 /// Largest JSON body (login, admin), bytes.
 pub const JSON_BYTES_MAX: usize = 64 << 10;
 /// Largest registry CSV, bytes.
 pub const CSV_BYTES_MAX: usize = 256 << 20;
+/// Body bytes all requests together may hold while being read and worked
+/// on, bytes: a hundred phones sending their largest sync at once queue
+/// instead of costing gigabytes.
+pub const BODY_BYTES_IN_FLIGHT_MAX: usize = 192 << 20;
+/// How long a request waits for room in the byte budget before the server
+/// answers 503 (retry later).
+pub const BODY_BUDGET_WAIT: Duration = Duration::from_secs(20);
+/// Longest pause between two chunks of a body.
+pub const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Exports produced at once; more wait (they read whole areas).
+pub const EXPORTS_AT_ONCE: usize = 2;
+/// Rejected sync items written to the audit log per request, one line
+/// each; the rest are counted on a summary line.
+const REJECTIONS_AUDITED_MAX: usize = 20;
 
 /// Shared state of every handler.
 #[derive(Clone)]
@@ -40,13 +67,20 @@ pub struct AppState {
     pub photos: Arc<crate::photos::PhotoStore>,
     /// Password checks allowed at once: argon2 takes 19 MiB and a core per
     /// check, so a burst of logins must queue, not multiply memory.
-    pub password_checks: Arc<tokio::sync::Semaphore>,
+    pub password_checks: Arc<Semaphore>,
     /// Sync requests decoded and worked on at once. A request waits for a
     /// slot holding only its body as it came (compressed); a burst of
     /// phones then costs queued bytes, not decoded batches, documents and
     /// pages, and the work in progress is enough to keep the cores and the
     /// writer busy.
-    pub sync_slots: Arc<tokio::sync::Semaphore>,
+    pub sync_slots: Arc<Semaphore>,
+    /// Body bytes in flight, one permit per byte ([`read_body`]).
+    pub body_budget: Arc<Semaphore>,
+    /// Exports produced at once, apart from sync so that a queue of
+    /// downloads never delays a phone.
+    pub export_slots: Arc<Semaphore>,
+    /// Failed logins per user and per address, for backoff.
+    pub logins: Arc<crate::login::Limiter>,
 }
 
 /// Sync requests worked on at once: two per core keeps one checking or
@@ -68,8 +102,11 @@ impl AppState {
             metrics: Arc::new(Metrics::default()),
             clock: fieldbook_core::store::system_clock(),
             photos: Arc::new(crate::photos::PhotoStore::new(photo_dir)?),
-            password_checks: Arc::new(tokio::sync::Semaphore::new(2)),
-            sync_slots: Arc::new(tokio::sync::Semaphore::new(sync_slots())),
+            password_checks: Arc::new(Semaphore::new(2)),
+            sync_slots: Arc::new(Semaphore::new(sync_slots())),
+            body_budget: Arc::new(Semaphore::new(BODY_BYTES_IN_FLIGHT_MAX)),
+            export_slots: Arc::new(Semaphore::new(EXPORTS_AT_ONCE)),
+            logins: Arc::new(crate::login::Limiter::default()),
         })
     }
 
@@ -105,6 +142,39 @@ impl AppState {
         };
         self.db(move |s| s.audit(&e)).await
     }
+
+    /// Refuses a request as forbidden, writing the refusal to the audit log.
+    pub(crate) async fn forbid(&self, s: &Session, message: String) -> AppError {
+        if let Err(e) = self
+            .audit(
+                &s.pusher.user,
+                Some(&s.pusher.device),
+                "refused",
+                message.clone(),
+            )
+            .await
+        {
+            return e;
+        }
+        AppError::Forbidden(message)
+    }
+
+    /// Passes if the caller's role is one of `roles`; otherwise a 403 that
+    /// the audit log records.
+    pub(crate) async fn require(
+        &self,
+        s: &Session,
+        roles: &[Role],
+        what: &str,
+    ) -> Result<(), AppError> {
+        if roles.contains(&s.pusher.role) {
+            Ok(())
+        } else {
+            Err(self
+                .forbid(s, format!("the role {} may not {what}", s.pusher.role))
+                .await)
+        }
+    }
 }
 
 /// Builds the router.
@@ -113,7 +183,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics_text))
-        .route("/v1/login", post(login))
+        .route("/v1/login", post(crate::login::login))
         .route("/v1/sync", post(sync))
         .route(
             "/v1/photos",
@@ -125,11 +195,7 @@ pub fn app(state: AppState) -> Router {
                 .head(crate::photos::head)
                 .patch(crate::photos::patch),
         )
-        .route("/v1/admin/users", get(list_users).post(create_user))
-        .route("/v1/admin/devices", get(list_devices))
-        .route("/v1/admin/devices/{id}/revoke", post(revoke_device))
-        .route("/v1/admin/sites", post(import_sites))
-        .route("/v1/admin/audit", get(audit_log))
+        .merge(crate::admin_http::routes())
         .merge(crate::export_http::routes())
         .layer(axum::middleware::from_fn(
             move |req, next: axum::middleware::Next| {
@@ -149,32 +215,111 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn metrics_text(State(st): State<AppState>) -> Response {
+/// `/metrics` alone, for `serve --metrics-listen`: an address the operator
+/// keeps for the monitoring system, with no login.
+pub fn metrics_app(metrics: Arc<Metrics>) -> Router {
+    Router::new().route(
+        "/metrics",
+        get(move || {
+            let m = metrics.clone();
+            async move { prometheus(&m) }
+        }),
+    )
+}
+
+fn prometheus(m: &Metrics) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        st.metrics.render(),
+        m.render(),
     )
         .into_response()
 }
 
-/// Reads a body up to `max` bytes, answering 413 beyond.
-async fn read_body(headers: &HeaderMap, body: Body, max: usize) -> Result<Bytes, AppError> {
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > max) {
-        return Err(AppError::TooLarge(format!(
-            "body is {} bytes; the limit is {max}",
-            declared.unwrap_or(0)
-        )));
+/// Counters for the whole deployment: its administrators only.
+async fn metrics_text(State(st): State<AppState>, Auth(s): Auth) -> Result<Response, AppError> {
+    st.require(&s, &[Role::Admin], "read the server's metrics")
+        .await?;
+    if !s.pusher.whole_deployment() {
+        return Err(st
+            .forbid(
+                &s,
+                "the metrics are the whole deployment's; an administrator of area * reads them".into(),
+            )
+            .await);
     }
-    axum::body::to_bytes(body, max)
-        .await
-        .map_err(|_| AppError::TooLarge(format!("body is over the limit of {max} bytes")))
+    Ok(prometheus(&st.metrics))
 }
 
-fn json_body<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, AppError> {
+/// A body read under the byte budget; the budget is given back when this
+/// is dropped, after the handler is done with the bytes.
+pub struct Budgeted {
+    pub bytes: Bytes,
+    _permit: OwnedSemaphorePermit,
+}
+
+/// Reads a body of at most `max` bytes: 413 beyond (before reading, when
+/// the declared length says so), 503 when the server's byte budget stays
+/// full, 408 when the client pauses longer than [`BODY_IDLE_TIMEOUT`].
+pub async fn read_body(
+    st: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+    max: usize,
+) -> Result<Budgeted, AppError> {
+    let declared = match headers.get(header::CONTENT_LENGTH) {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .and_then(|v| v.parse::<usize>().ok())
+                .ok_or_else(|| AppError::BadRequest("Content-Length is not a number".into()))?,
+        ),
+    };
+    if let Some(n) = declared.filter(|&n| n > max) {
+        return Err(AppError::TooLarge(format!(
+            "body is {n} bytes; the limit is {max}"
+        )));
+    }
+    // Room for the body is taken before its first byte is read; a body of
+    // unknown length takes room for the largest allowed.
+    let want = declared.unwrap_or(max).max(1);
+    let permits = u32::try_from(want).unwrap_or(u32::MAX);
+    let permit = tokio::time::timeout(
+        BODY_BUDGET_WAIT,
+        st.body_budget.clone().acquire_many_owned(permits),
+    )
+    .await
+    .map_err(|_| AppError::Busy("the server is receiving too much at once; try again shortly".into()))?
+    .map_err(|e| AppError::Internal(e.to_string()))?;
+    let mut body = body;
+    let mut out = Vec::with_capacity(want.min(1 << 20));
+    loop {
+        let frame = tokio::time::timeout(BODY_IDLE_TIMEOUT, body.frame())
+            .await
+            .map_err(|_| {
+                AppError::Timeout(format!(
+                    "no part of the body arrived for {} s",
+                    BODY_IDLE_TIMEOUT.as_secs()
+                ))
+            })?;
+        let Some(frame) = frame else { break };
+        let frame = frame.map_err(|e| AppError::BadRequest(format!("body cut short: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            if out.len() + data.len() > max {
+                return Err(AppError::TooLarge(format!(
+                    "body is over the limit of {max} bytes"
+                )));
+            }
+            out.extend_from_slice(&data);
+        }
+    }
+    Ok(Budgeted {
+        bytes: Bytes::from(out),
+        _permit: permit,
+    })
+}
+
+pub(crate) fn json_body<T: for<'de> serde::Deserialize<'de>>(bytes: &[u8]) -> Result<T, AppError> {
     serde_json::from_slice(bytes).map_err(|e| AppError::BadRequest(format!("malformed JSON: {e}")))
 }
 
@@ -202,86 +347,15 @@ impl FromRequestParts<AppState> for Auth {
     }
 }
 
-pub(crate) fn require(s: &Session, roles: &[Role], what: &str) -> Result<(), AppError> {
-    if roles.contains(&s.pusher.role) {
-        Ok(())
-    } else {
-        Err(AppError::Forbidden(format!(
-            "a {} may not {what}",
-            s.pusher.role
-        )))
-    }
-}
-
-async fn login(
-    State(st): State<AppState>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Json<LoginResponse>, AppError> {
-    let bytes = read_body(&headers, body, JSON_BYTES_MAX).await?;
-    let req: LoginRequest = json_body(&bytes)?;
-    if req.device.trim().is_empty() || req.device.len() > 200 {
-        return Err(AppError::BadRequest(
-            "device id must be 1–200 characters".into(),
-        ));
-    }
-    if req.actor.len() != 32 || !req.actor.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(AppError::BadRequest("actor must be 32 hex digits".into()));
-    }
-    let name = req.username.clone();
-    let user = st.db(move |s| s.user(&name)).await?;
-    let password = req.password.clone();
-    // Verify on the blocking pool: argon2 is deliberately slow.
-    let ok = match &user {
-        Some(u) => {
-            let hash = u.password_hash.clone();
-            let _permit = st
-                .password_checks
-                .acquire()
-                .await
-                .map_err(|e| AppError::Internal(e.to_string()))?;
-            tokio::task::spawn_blocking(move || auth::verify_password(&password, &hash))
-                .await
-                .unwrap_or(false)
+/// What a limit on the wire answers: 413 for what is too large, 400 for
+/// what is malformed.
+fn wire_error(e: WireError) -> AppError {
+    match e {
+        WireError::TooLarge(_) | WireError::BodyTooLarge(_) | WireError::Limit { .. } => {
+            AppError::TooLarge(format!("sync request over a limit: {e}"))
         }
-        None => false,
-    };
-    let Some(user) = user.filter(|_| ok) else {
-        Metrics::add(&st.metrics.login_failures, 1);
-        st.audit(
-            &req.username,
-            Some(&req.device),
-            "login_failed",
-            String::new(),
-        )
-        .await?;
-        return Err(AppError::Unauthorized("wrong user name or password".into()));
-    };
-    let (token, hash) = auth::new_token().map_err(AppError::Internal)?;
-    let now = st.now();
-    let expires_at = now + auth::TOKEN_TTL_MS;
-    let (u, d, a) = (
-        user.name.clone(),
-        req.device.clone(),
-        req.actor.to_ascii_lowercase(),
-    );
-    st.db(move |s| s.register_device(&u, &d, &a, &hash, expires_at, now))
-        .await?;
-    Metrics::add(&st.metrics.logins, 1);
-    st.audit(
-        &user.name,
-        Some(&req.device),
-        "login",
-        format!("actor {}", req.actor),
-    )
-    .await?;
-    Ok(Json(LoginResponse {
-        token,
-        expires_at,
-        user: user.name,
-        role: user.role.key().into(),
-        areas: user.areas,
-    }))
+        other => AppError::BadRequest(format!("malformed sync request: {other}")),
+    }
 }
 
 async fn sync(
@@ -301,16 +375,15 @@ async fn sync(
     }
     // The body is read before waiting for a slot: a phone on a slow link
     // must not hold a slot while its bytes trickle in.
-    let bytes = read_body(&headers, body, wire::MESSAGE_BYTES_MAX).await?;
-    Metrics::add(&st.metrics.bytes_in, bytes.len() as u64);
+    let body = read_body(&st, &headers, body, wire::MESSAGE_BYTES_MAX).await?;
+    Metrics::add(&st.metrics.bytes_in, body.bytes.len() as u64);
     let _slot = st
         .sync_slots
         .acquire()
         .await
         .map_err(|e| AppError::Internal(e.to_string()))?;
-    let req = SyncRequest::decode(&bytes)
-        .map_err(|e| AppError::BadRequest(format!("malformed sync request: {e}")))?;
-    drop(bytes);
+    let req = SyncRequest::decode(&body.bytes).map_err(wire_error)?;
+    drop(body);
     let page_bytes = if req.page_bytes == 0 {
         wire::PAGE_BYTES_DEFAULT
     } else {
@@ -321,6 +394,7 @@ async fn sync(
     let items = req.items;
     let n_items = items.len();
     let cursor = req.cursor;
+    let ids: Vec<String> = items.iter().map(|i| i.doc_id_text()).collect();
     // Ingest commits durably before anything is acknowledged; the pull
     // then includes everything up to now.
     let (outcomes, page) = st
@@ -359,227 +433,30 @@ async fn sync(
     Metrics::add(&m.changes_accepted, new);
     Metrics::add(&m.changes_duplicate, dup);
     Metrics::add(&m.changes_rejected, resp.rejected.len() as u64);
+    let (user, device) = (&session.pusher.user, Some(session.pusher.device.as_str()));
     if n_items > 0 || !resp.page.is_empty() {
         let detail = format!(
             "pushed {n_items} (new {new}, duplicate {dup}, rejected {}), pulled {}",
             resp.rejected.len(),
             resp.page.len()
         );
-        st.audit(
-            &session.pusher.user,
-            Some(&session.pusher.device),
-            "sync",
-            detail,
-        )
-        .await?;
+        st.audit(user, device, "sync", detail).await?;
+    }
+    // Every refusal is on record with its reason: a phone pushing what it
+    // may not is something an administrator wants to see.
+    for r in resp.rejected.iter().take(REJECTIONS_AUDITED_MAX) {
+        let id = ids.get(r.index as usize).map_or("?", String::as_str);
+        let detail = format!("record {id}: {}: {}", r.code.key(), r.message);
+        st.audit(user, device, "sync_rejected", detail).await?;
+    }
+    if resp.rejected.len() > REJECTIONS_AUDITED_MAX {
+        let detail = format!(
+            "{} more rejected items in this request",
+            resp.rejected.len() - REJECTIONS_AUDITED_MAX
+        );
+        st.audit(user, device, "sync_rejected", detail).await?;
     }
     let out = resp.encode();
     Metrics::add(&m.bytes_out, out.len() as u64);
     Ok(([(header::CONTENT_TYPE, SYNC_CONTENT_TYPE)], out).into_response())
-}
-
-/// A user as the admin API shows it (never the password hash).
-#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct UserInfo {
-    pub name: String,
-    pub role: String,
-    pub areas: Vec<String>,
-}
-
-/// `POST /v1/admin/users`.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct NewUser {
-    pub name: String,
-    pub password: String,
-    pub role: String,
-    pub areas: Vec<String>,
-}
-
-/// Validates and stores a new user (shared by the HTTP API and the CLI).
-pub fn create_user_record(storage: &dyn Storage, u: &NewUser, now: i64) -> Result<(), AppError> {
-    let role = Role::from_key(&u.role).ok_or_else(|| {
-        AppError::BadRequest(format!(
-            "unknown role {:?}; use inspector, supervisor, county_office or admin",
-            u.role
-        ))
-    })?;
-    if u.name.trim().is_empty() || u.name.len() > 100 || u.name.contains(char::is_whitespace) {
-        return Err(AppError::BadRequest(
-            "user name must be 1–100 characters without spaces".into(),
-        ));
-    }
-    if u.areas.is_empty() {
-        return Err(AppError::BadRequest(
-            "give at least one area (division-code prefix)".into(),
-        ));
-    }
-    for a in &u.areas {
-        if a.is_empty() || a.len() > 12 || !a.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(AppError::BadRequest(format!(
-                "area {a:?} is not a division-code prefix"
-            )));
-        }
-    }
-    let password_hash = auth::hash_password(&u.password).map_err(AppError::BadRequest)?;
-    storage.create_user(&UserRecord {
-        name: u.name.clone(),
-        password_hash,
-        role,
-        areas: u.areas.clone(),
-        created_at: now,
-    })?;
-    Ok(())
-}
-
-async fn create_user(
-    State(st): State<AppState>,
-    Auth(s): Auth,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<(StatusCode, Json<UserInfo>), AppError> {
-    require(&s, &[Role::Admin], "manage users")?;
-    let bytes = read_body(&headers, body, JSON_BYTES_MAX).await?;
-    let u: NewUser = json_body(&bytes)?;
-    let now = st.now();
-    let storage = st.storage.clone();
-    let info = UserInfo {
-        name: u.name.clone(),
-        role: u.role.clone(),
-        areas: u.areas.clone(),
-    };
-    tokio::task::spawn_blocking(move || create_user_record(storage.as_ref(), &u, now))
-        .await
-        .map_err(|e| AppError::Internal(e.to_string()))??;
-    st.audit(
-        &s.pusher.user,
-        Some(&s.pusher.device),
-        "user_created",
-        format!("{} ({})", info.name, info.role),
-    )
-    .await?;
-    Ok((StatusCode::CREATED, Json(info)))
-}
-
-async fn list_users(
-    State(st): State<AppState>,
-    Auth(s): Auth,
-) -> Result<Json<Vec<UserInfo>>, AppError> {
-    require(&s, &[Role::Admin], "list users")?;
-    let users = st.db(|s| s.users()).await?;
-    Ok(Json(
-        users
-            .into_iter()
-            .map(|u| UserInfo {
-                name: u.name,
-                role: u.role.key().into(),
-                areas: u.areas,
-            })
-            .collect(),
-    ))
-}
-
-/// A device as the admin API shows it.
-#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct DeviceInfo {
-    pub id: String,
-    pub user: String,
-    pub registered_at: i64,
-    pub last_seen: Option<i64>,
-    pub revoked: bool,
-}
-
-async fn list_devices(
-    State(st): State<AppState>,
-    Auth(s): Auth,
-) -> Result<Json<Vec<DeviceInfo>>, AppError> {
-    require(&s, &[Role::Admin], "list devices")?;
-    let devices = st.db(|s| s.devices()).await?;
-    Ok(Json(
-        devices
-            .into_iter()
-            .map(|d| DeviceInfo {
-                id: d.id,
-                user: d.user,
-                registered_at: d.registered_at,
-                last_seen: d.last_seen,
-                revoked: d.revoked,
-            })
-            .collect(),
-    ))
-}
-
-async fn revoke_device(
-    State(st): State<AppState>,
-    Auth(s): Auth,
-    Path(id): Path<String>,
-) -> Result<StatusCode, AppError> {
-    require(&s, &[Role::Admin], "revoke devices")?;
-    let id2 = id.clone();
-    if !st.db(move |s| s.revoke_device(&id2)).await? {
-        return Err(AppError::NotFound(format!("no device {id}")));
-    }
-    st.audit(&s.pusher.user, Some(&s.pusher.device), "device_revoked", id)
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-/// `POST /v1/admin/sites` answer.
-#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct ImportResult {
-    pub rows: usize,
-    /// Sites created or changed; unchanged rows are not written again.
-    pub written: usize,
-}
-
-async fn import_sites(
-    State(st): State<AppState>,
-    Auth(s): Auth,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Json<ImportResult>, AppError> {
-    require(&s, &[Role::Admin], "import the site registry")?;
-    let bytes = read_body(&headers, body, CSV_BYTES_MAX).await?;
-    let now = st.now();
-    let user = s.pusher.user.clone();
-    let sites = crate::registry::parse(&bytes, &user, now)
-        .map_err(|p| AppError::BadRequest(p.join("\n")))?;
-    let rows = sites.len();
-    let written = st.db(move |s| s.import_sites(&sites, &user, now)).await?;
-    st.audit(
-        &s.pusher.user,
-        Some(&s.pusher.device),
-        "sites_imported",
-        format!("{rows} rows, {written} written"),
-    )
-    .await?;
-    Ok(Json(ImportResult { rows, written }))
-}
-
-/// An audit line as the admin API shows it.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct AuditInfo {
-    pub at: i64,
-    pub user: String,
-    pub device: Option<String>,
-    pub action: String,
-    pub detail: String,
-}
-
-async fn audit_log(
-    State(st): State<AppState>,
-    Auth(s): Auth,
-) -> Result<Json<Vec<AuditInfo>>, AppError> {
-    require(&s, &[Role::Admin], "read the audit log")?;
-    let log = st.db(|s| s.audit_log(1000)).await?;
-    Ok(Json(
-        log.into_iter()
-            .map(|e| AuditInfo {
-                at: e.at,
-                user: e.user,
-                device: e.device,
-                action: e.action,
-                detail: e.detail,
-            })
-            .collect(),
-    ))
 }

@@ -17,7 +17,7 @@ use fieldbook_core::store::{InspectionFilter, SiteFilter, Store};
 use fieldbook_core::sync::faults::LossyTransport;
 use fieldbook_server::app::{AppState, NewUser, app, create_user_record};
 use fieldbook_server::registry_gen::{RegistryOptions, generate};
-use fieldbook_server::storage::Storage;
+use fieldbook_server::storage::Records;
 use fieldbook_server::{coverage, export, sim};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -105,15 +105,19 @@ fn fill(
             lat: p.lat + (rng.unit() - 0.5) * 0.0004,
             lon: p.lon + (rng.unit() - 0.5) * 0.0004,
             accuracy_m: 4.0 + 20.0 * rng.unit(),
-            at: 0,
+            at: (fieldbook_core::store::system_clock())(),
             mock: false,
         },
     )?;
     Ok(())
 }
 
-fn random_password(rng: &mut Rng) -> String {
-    format!("{:016x}{:08x}", rng.next(), rng.next() as u32)
+/// A password nobody can derive from the seed: the demo's server may be
+/// left running on a network.
+fn random_password() -> Result<String> {
+    let mut raw = [0u8; 12];
+    getrandom::fill(&mut raw).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+    Ok(raw.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// Columns `s` takes on a terminal: CJK characters take two.
@@ -174,7 +178,13 @@ pub fn run(args: Args) -> Result<()> {
         },
         now,
     );
-    let added = storage.import_sites(&registry, "demo", now)?;
+    let operator = fieldbook_server::storage::Identity {
+        user: "demo".into(),
+        role: fieldbook_core::model::Role::Admin,
+        areas: vec![fieldbook_core::policy::WHOLE_DEPLOYMENT.into()],
+        device: "demo".into(),
+    };
+    let added = storage.import_sites(&registry, &operator, now)?;
     let mut by_kind: BTreeMap<&str, usize> = BTreeMap::new();
     for s in &registry {
         *by_kind.entry(s.kind.label_zh()).or_default() += 1;
@@ -195,7 +205,7 @@ pub fn run(args: Args) -> Result<()> {
     // Users: an admin, a county office, a supervisor, one inspector per
     // township with a seat (chosen by the seed).
     let mut rng = Rng::new(args.seed);
-    let password = random_password(&mut rng);
+    let password = random_password()?;
     let mut townships: Vec<String> = divisions
         .within("4103", Level::Township)
         .into_iter()
@@ -215,6 +225,7 @@ pub fn run(args: Args) -> Result<()> {
                 role: role.into(),
                 areas,
             },
+            None,
             now,
         )
         .or_else(|e| match e {
@@ -247,11 +258,10 @@ pub fn run(args: Args) -> Result<()> {
                 .await
                 .with_context(|| format!("cannot listen on {listen}"))?;
             let _ = addr_tx.send(listener.local_addr()?);
-            axum::serve(listener, app(state))
-                .with_graceful_shutdown(async {
-                    let _ = stop_rx.await;
-                })
-                .await?;
+            fieldbook_server::listen::serve_default(listener, app(state), async {
+                let _ = stop_rx.await;
+            })
+            .await?;
             Ok(())
         })
     });

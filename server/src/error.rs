@@ -24,6 +24,15 @@ pub enum AppError {
     TooLarge(String),
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// The client was too slow sending its request.
+    #[error("{0}")]
+    Timeout(String),
+    /// Too many failed attempts: try again after `retry_after_s`.
+    #[error("{message}")]
+    TooManyRequests { message: String, retry_after_s: u64 },
+    /// The server is at a limit of its own (bytes in flight): retry soon.
+    #[error("{0}")]
+    Busy(String),
     /// Everything else: logged, reported without detail.
     #[error("internal error: {0}")]
     Internal(String),
@@ -34,6 +43,7 @@ impl From<crate::storage::StorageError> for AppError {
         match e {
             crate::storage::StorageError::Conflict(m) => AppError::Conflict(m),
             crate::storage::StorageError::NotFound(m) => AppError::NotFound(m),
+            crate::storage::StorageError::Forbidden(m) => AppError::Forbidden(m),
             other => AppError::Internal(other.to_string()),
         }
     }
@@ -49,6 +59,9 @@ impl IntoResponse for AppError {
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            AppError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
+            AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            AppError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let message = match &self {
@@ -58,7 +71,17 @@ impl IntoResponse for AppError {
             }
             other => other.to_string(),
         };
+        let retry = match &self {
+            AppError::TooManyRequests { retry_after_s, .. } => Some(*retry_after_s),
+            AppError::Busy(_) => Some(5),
+            _ => None,
+        };
         let body = serde_json::json!({ "error": message }).to_string();
-        (status, [("content-type", "application/json")], body).into_response()
+        let mut r = (status, [("content-type", "application/json")], body).into_response();
+        if let Some(s) = retry {
+            r.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(s));
+        }
+        r
     }
 }

@@ -10,7 +10,7 @@
 //! rows cost a few chunks of memory, and a client that goes away stops the
 //! export at the next chunk.
 
-use crate::app::{AppState, Auth, require};
+use crate::app::{AppState, Auth};
 use crate::error::AppError;
 use crate::export::TableFormat;
 use crate::storage::Storage;
@@ -193,7 +193,8 @@ async fn coverage_export(
     Auth(s): Auth,
     Query(q): Query<CoverageQuery>,
 ) -> Result<Response, AppError> {
-    require(&s, &[Role::CountyOffice, Role::Admin], "export coverage")?;
+    st.require(&s, &[Role::CountyOffice, Role::Admin], "export coverage")
+        .await?;
     let area = area_for(&s, q.area.clone())?;
     let period = period(&q, st.now())?;
     let storage: Arc<dyn Storage> = st.storage.clone();
@@ -271,7 +272,8 @@ async fn records_export(
     Auth(s): Auth,
     Query(q): Query<RecordsQuery>,
 ) -> Result<Response, AppError> {
-    require(&s, &[Role::CountyOffice, Role::Admin], "export records")?;
+    st.require(&s, &[Role::CountyOffice, Role::Admin], "export records")
+        .await?;
     let area = area_for(&s, q.area)?;
     let format = table_format(q.format.as_deref(), "records")?;
     let storage: Arc<dyn Storage> = st.storage.clone();
@@ -306,7 +308,8 @@ async fn findings_export(
     Auth(s): Auth,
     Query(q): Query<RecordsQuery>,
 ) -> Result<Response, AppError> {
-    require(&s, &[Role::CountyOffice, Role::Admin], "export findings")?;
+    st.require(&s, &[Role::CountyOffice, Role::Admin], "export findings")
+        .await?;
     let area = area_for(&s, q.area)?;
     let format = table_format(q.format.as_deref(), "findings")?;
     let storage: Arc<dyn Storage> = st.storage.clone();

@@ -3,7 +3,7 @@
 //!
 //! - [`app`]: the axum router (`app(state)`), handlers and extractors.
 //! - [`storage`]: the `Storage` trait and its SQLite implementation.
-//! - [`rules`]: what a pushed change may do, by role and area.
+//! - [`ingest`]: the trust boundary: every check a pushed record passes.
 //! - [`auth`]: passwords and device tokens.
 //! - [`coverage`]: coverage rates, site maps and the records export.
 //! - [`registry`]: site registry CSV import.
@@ -14,6 +14,7 @@
 //!
 //! Only this crate knows HTTP routes and server SQL.
 
+pub mod admin_http;
 pub mod answers;
 pub mod app;
 pub mod auth;
@@ -21,11 +22,13 @@ pub mod coverage;
 pub mod error;
 pub mod export;
 pub mod export_http;
+pub mod ingest;
+pub mod listen;
+pub mod login;
 pub mod metrics;
 pub mod photos;
 pub mod registry;
 pub mod registry_gen;
-pub mod rules;
 pub mod sim;
 pub mod storage;
 

@@ -2,15 +2,24 @@
 //! photo's BLAKE3 content hash, and photo downloads for users who may read
 //! a record that references the photo.
 //!
-//! Files live in the data folder: `photos/<hash>.jpg` once complete,
-//! `photos/partial/<hash>.part` (the bytes so far) and `<hash>.len` (the
-//! declared length) while uploading. The offset is the partial file's
-//! length, each chunk is flushed to disk before it is acknowledged, and a
-//! completed upload whose bytes do not hash to its name is discarded. A
-//! photo already complete is reported complete: it is never sent twice.
+//! Files live in the data folder: `photos/<hash>.jpg` once complete, and
+//! per uploading user `photos/partial/<user key>/<hash>.part` (the bytes so
+//! far) and `<hash>.len` (the declared length). The offset is the partial
+//! file's length, each chunk is flushed to disk before it is acknowledged,
+//! and a completed upload whose bytes do not hash to its name, or are not a
+//! JPEG within the photo limits, is discarded.
+//!
+//! Knowing a hash grants nothing: an upload is a user's own, and a user
+//! owns a photo (`photo_owners`) only once they sent all of its bytes. A
+//! photo the server already holds from someone else is uploaded again by a
+//! new owner, and kept once. Only inspectors and supervisors upload; each
+//! may have [`UPLOADS_PER_USER_MAX`] unfinished uploads of at most
+//! [`UPLOAD_BYTES_PER_USER_MAX`] together, and an unfinished upload is
+//! forgotten after [`UPLOAD_EXPIRY`].
 
-use crate::app::{AppState, Auth};
+use crate::app::{AppState, Auth, read_body};
 use crate::error::AppError;
+use crate::storage::Session;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -18,7 +27,15 @@ use axum::response::{IntoResponse, Response};
 use fieldbook_core::sync::tus::{PHOTO_UPLOAD_BYTES_MAX, TUS_VERSION, base64_decode};
 use sha1::Digest;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path as FsPath, PathBuf};
+use std::time::Duration;
+
+/// Unfinished uploads one user may hold.
+pub const UPLOADS_PER_USER_MAX: usize = 64;
+/// Bytes one user's unfinished uploads may declare together.
+pub const UPLOAD_BYTES_PER_USER_MAX: u64 = 256 << 20;
+/// Unfinished uploads untouched this long are removed.
+pub const UPLOAD_EXPIRY: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// The photo folder of a data folder, with a lock that serialises writes.
 pub struct PhotoStore {
@@ -32,66 +49,167 @@ fn valid_hash(h: &str) -> bool {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
+/// A file only this account can read.
+fn private_file(path: &FsPath, append: bool) -> std::io::Result<std::fs::File> {
+    let mut o = std::fs::OpenOptions::new();
+    o.create(true);
+    if append {
+        o.append(true);
+    } else {
+        o.write(true).truncate(true);
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    o.open(path)
+}
+
+/// Whether `data` is a JPEG the photo pipeline could have written: a JPEG
+/// header within the photo limits, and the end-of-image marker.
+fn is_photo_jpeg(data: &[u8]) -> bool {
+    let limits = fieldbook_core::photo::limits::Limits::default();
+    matches!(
+        fieldbook_core::photo::decode::read_header(data, &limits),
+        Ok(h) if h.format == fieldbook_core::photo::Format::Jpeg
+    ) && data.ends_with(&[0xff, 0xd9])
+}
+
+/// What happened to an upload whose bytes have all arrived.
+enum Finish {
+    /// Kept (or already kept from another owner): the user owns it now.
+    Kept,
+    /// The bytes are not the photo named, or not a JPEG: discarded.
+    Discarded(&'static str),
+}
+
 impl PhotoStore {
     pub fn new(dir: PathBuf) -> std::io::Result<PhotoStore> {
         std::fs::create_dir_all(dir.join("partial"))?;
-        Ok(PhotoStore {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+        }
+        let store = PhotoStore {
             dir,
             lock: tokio::sync::Mutex::new(()),
-        })
+        };
+        store.expire_all();
+        Ok(store)
     }
 
     fn final_path(&self, h: &str) -> PathBuf {
         self.dir.join(format!("{h}.jpg"))
     }
 
-    fn part_path(&self, h: &str) -> PathBuf {
-        self.dir.join("partial").join(format!("{h}.part"))
+    /// The folder of one user's unfinished uploads: named by a hash of the
+    /// user name, so any name makes a safe path.
+    fn user_dir(&self, user: &str) -> PathBuf {
+        let key = blake3::hash(user.as_bytes()).to_hex();
+        self.dir.join("partial").join(&key.as_str()[..16])
     }
 
-    fn len_path(&self, h: &str) -> PathBuf {
-        self.dir.join("partial").join(format!("{h}.len"))
+    /// Where `user`'s unfinished upload of `h` keeps its bytes.
+    pub fn part_path(&self, user: &str, h: &str) -> PathBuf {
+        self.user_dir(user).join(format!("{h}.part"))
     }
 
-    /// (offset, length) of an upload, if the server knows it.
-    ///
-    /// An upload whose bytes have all arrived but that was never finished
-    /// (the process died between the last write and keeping the photo) is
-    /// finished here, so it is never reported complete while the photo is
-    /// missing. Callers hold `lock`.
-    fn state(&self, h: &str) -> std::io::Result<Option<(u64, u64)>> {
-        if let Ok(m) = std::fs::metadata(self.final_path(h)) {
-            return Ok(Some((m.len(), m.len())));
+    fn len_path(&self, user: &str, h: &str) -> PathBuf {
+        self.user_dir(user).join(format!("{h}.len"))
+    }
+
+    /// Removes unfinished uploads older than [`UPLOAD_EXPIRY`] in `dir`.
+    fn expire(dir: &FsPath) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let old = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > UPLOAD_EXPIRY);
+            if old {
+                let _ = std::fs::remove_file(e.path());
+            }
         }
-        let Ok(len) = std::fs::read_to_string(self.len_path(h)) else {
-            return Ok(None);
-        };
-        let Ok(length) = len.trim().parse::<u64>() else {
-            return Ok(None);
-        };
-        let offset = std::fs::metadata(self.part_path(h))
+    }
+
+    fn expire_all(&self) {
+        if let Ok(users) = std::fs::read_dir(self.dir.join("partial")) {
+            for u in users.flatten() {
+                Self::expire(&u.path());
+            }
+        }
+    }
+
+    /// (count, declared bytes) of a user's unfinished uploads.
+    fn usage(&self, user: &str) -> (usize, u64) {
+        let mut n = 0;
+        let mut bytes = 0;
+        if let Ok(entries) = std::fs::read_dir(self.user_dir(user)) {
+            for e in entries.flatten() {
+                if e.path().extension().is_some_and(|x| x == "len") {
+                    n += 1;
+                    bytes += std::fs::read_to_string(e.path())
+                        .ok()
+                        .and_then(|s| s.trim().parse::<u64>().ok())
+                        .unwrap_or(0);
+                }
+            }
+        }
+        (n, bytes)
+    }
+
+    /// (offset, length) of `user`'s upload of `h`, if there is one.
+    /// Callers hold `lock`.
+    fn partial(&self, user: &str, h: &str) -> Option<(u64, u64)> {
+        let length = std::fs::read_to_string(self.len_path(user, h))
+            .ok()?
+            .trim()
+            .parse::<u64>()
+            .ok()?;
+        let offset = std::fs::metadata(self.part_path(user, h))
             .map(|m| m.len())
             .unwrap_or(0);
-        if offset >= length {
-            return self.finish(h, length);
-        }
-        Ok(Some((offset, length)))
+        Some((offset, length))
+    }
+
+    fn discard(&self, user: &str, h: &str) {
+        let _ = std::fs::remove_file(self.part_path(user, h));
+        let _ = std::fs::remove_file(self.len_path(user, h));
     }
 
     /// Keeps a fully uploaded photo under its final name if its bytes hash
-    /// to that name; otherwise discards the upload, which then starts over.
-    fn finish(&self, h: &str, length: u64) -> std::io::Result<Option<(u64, u64)>> {
-        let part = self.part_path(h);
+    /// to that name and are a photo JPEG; otherwise discards the upload,
+    /// which then starts over. Callers hold `lock`.
+    fn finish(&self, user: &str, h: &str, length: u64) -> std::io::Result<Finish> {
+        let part = self.part_path(user, h);
         let data = std::fs::read(&part)?;
-        if data.len() as u64 == length && blake3::hash(&data).to_hex().as_str() == h {
+        if data.len() as u64 != length || blake3::hash(&data).to_hex().as_str() != h {
+            self.discard(user, h);
+            return Ok(Finish::Discarded(
+                "the uploaded bytes do not match the photo's hash; upload discarded",
+            ));
+        }
+        if !is_photo_jpeg(&data) {
+            self.discard(user, h);
+            return Ok(Finish::Discarded(
+                "the uploaded bytes are not a JPEG photo; upload discarded",
+            ));
+        }
+        if self.final_path(h).exists() {
+            // Already kept from another owner: this user proved they hold it.
+            self.discard(user, h);
+        } else {
             std::fs::rename(&part, self.final_path(h))?;
             sync_dir(&self.dir);
-            let _ = std::fs::remove_file(self.len_path(h));
-            return Ok(Some((length, length)));
+            let _ = std::fs::remove_file(self.len_path(user, h));
         }
-        let _ = std::fs::remove_file(&part);
-        let _ = std::fs::remove_file(self.len_path(h));
-        Ok(None)
+        Ok(Finish::Kept)
     }
 
     /// The bytes of a complete photo.
@@ -108,7 +226,7 @@ impl PhotoStore {
     }
 }
 
-fn sync_dir(dir: &std::path::Path) {
+fn sync_dir(dir: &FsPath) {
     if let Ok(d) = std::fs::File::open(dir) {
         let _ = d.sync_all();
     }
@@ -132,6 +250,10 @@ fn check_hash(h: &str) -> Result<(), AppError> {
     }
 }
 
+fn io(e: std::io::Error) -> AppError {
+    AppError::Internal(e.to_string())
+}
+
 /// `OPTIONS /v1/photos`: what this server supports.
 pub async fn options() -> Response {
     let mut r = StatusCode::NO_CONTENT.into_response();
@@ -152,6 +274,30 @@ fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
     h.get(name).and_then(|v| v.to_str().ok())
 }
 
+async fn uploader(st: &AppState, s: &Session) -> Result<(), AppError> {
+    st.require(s, fieldbook_core::policy::PHOTO_UPLOAD_ROLES, "upload photos")
+        .await
+}
+
+/// Whether the caller owns a complete photo `hash` on this server.
+async fn owns(st: &AppState, s: &Session, hash: &str) -> Result<bool, AppError> {
+    if !st.photos.has(hash) {
+        return Ok(false);
+    }
+    let (h, u) = (hash.to_owned(), s.pusher.user.clone());
+    st.db(move |db| db.photo_owned(&h, &u)).await
+}
+
+/// Records the caller as the photo's owner after a kept upload.
+async fn own(st: &AppState, s: &Session, hash: &str) -> Result<(), AppError> {
+    let (h, u, now) = (hash.to_owned(), s.pusher.user.clone(), st.now());
+    st.db(move |db| db.add_photo_owner(&h, &u, now)).await?;
+    st.metrics
+        .photos_completed
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    Ok(())
+}
+
 /// `POST /v1/photos`: creates an upload. `Upload-Metadata` must carry
 /// `blake3 <base64 of the hex hash>`; `Upload-Length` the size.
 pub async fn create(
@@ -159,36 +305,46 @@ pub async fn create(
     Auth(s): Auth,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
+    uploader(&st, &s).await?;
     let (length, hash) = creation_headers(&headers)?;
+    let user = &s.pusher.user;
+    let owned = owns(&st, &s, &hash).await?;
     let ps = &st.photos;
     let _guard = ps.lock.lock().await;
-    match ps
-        .state(&hash)
-        .map_err(|e| AppError::Internal(e.to_string()))?
-    {
-        Some((_, l)) if l != length => {
-            return Err(AppError::Conflict(format!(
-                "an upload of {hash} with length {l} exists"
-            )));
-        }
-        Some(_) => {}
-        None => {
-            let write = || -> std::io::Result<()> {
-                let mut f = std::fs::File::create(ps.len_path(&hash))?;
-                f.write_all(length.to_string().as_bytes())?;
-                f.sync_all()?;
-                std::fs::File::create(ps.part_path(&hash))?.sync_all()?;
-                sync_dir(&ps.dir.join("partial"));
-                Ok(())
-            };
-            write().map_err(|e| AppError::Internal(e.to_string()))?;
+    if !owned {
+        match ps.partial(user, &hash) {
+            Some((_, l)) if l != length => {
+                return Err(AppError::Conflict(format!(
+                    "an upload of {hash} with length {l} exists"
+                )));
+            }
+            Some(_) => {}
+            None => {
+                let dir = ps.user_dir(user);
+                PhotoStore::expire(&dir);
+                let (n, bytes) = ps.usage(user);
+                if n >= UPLOADS_PER_USER_MAX || bytes + length > UPLOAD_BYTES_PER_USER_MAX {
+                    return Err(AppError::TooLarge(format!(
+                        "{n} unfinished uploads of {bytes} bytes: finish them first (at most {UPLOADS_PER_USER_MAX} and {UPLOAD_BYTES_PER_USER_MAX} bytes)"
+                    )));
+                }
+                let write = || -> std::io::Result<()> {
+                    std::fs::create_dir_all(&dir)?;
+                    let mut f = private_file(&ps.len_path(user, &hash), false)?;
+                    f.write_all(length.to_string().as_bytes())?;
+                    f.sync_all()?;
+                    private_file(&ps.part_path(user, &hash), false)?.sync_all()?;
+                    sync_dir(&dir);
+                    Ok(())
+                };
+                write().map_err(io)?;
+            }
         }
     }
     drop(_guard);
     st.metrics
         .photo_uploads_started
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let _ = s;
     let mut r = StatusCode::CREATED.into_response();
     if let Ok(v) = HeaderValue::from_str(&format!("/v1/photos/{hash}")) {
         r.headers_mut().insert(header::LOCATION, v);
@@ -196,20 +352,40 @@ pub async fn create(
     Ok(tus_headers(r))
 }
 
-/// `HEAD /v1/photos/<hash>`: the upload's offset and length.
+/// `HEAD /v1/photos/<hash>`: the caller's upload's offset and length; a
+/// photo the caller owns is complete.
 pub async fn head(
     State(st): State<AppState>,
-    Auth(_s): Auth,
+    Auth(s): Auth,
     Path(hash): Path<String>,
 ) -> Result<Response, AppError> {
+    uploader(&st, &s).await?;
     check_hash(&hash)?;
-    // `state` may finish an upload, which must not race a PATCH doing so.
-    let _guard = st.photos.lock.lock().await;
-    let Some((offset, length)) = st
-        .photos
-        .state(&hash)
-        .map_err(|e| AppError::Internal(e.to_string()))?
-    else {
+    let user = &s.pusher.user;
+    let state = if owns(&st, &s, &hash).await? {
+        std::fs::metadata(st.photos.final_path(&hash))
+            .ok()
+            .map(|m| (m.len(), m.len()))
+    } else {
+        // An upload whose bytes have all arrived but that was never
+        // finished (the process died between the last write and keeping
+        // the photo) is finished here, so it is never reported complete
+        // while the photo is missing.
+        let _guard = st.photos.lock.lock().await;
+        match st.photos.partial(user, &hash) {
+            Some((offset, length)) if offset >= length => {
+                match st.photos.finish(user, &hash, length).map_err(io)? {
+                    Finish::Kept => {
+                        own(&st, &s, &hash).await?;
+                        Some((length, length))
+                    }
+                    Finish::Discarded(_) => None,
+                }
+            }
+            other => other,
+        }
+    };
+    let Some((offset, length)) = state else {
         return Ok(tus_headers(StatusCode::NOT_FOUND.into_response()));
     };
     let mut r = StatusCode::OK.into_response();
@@ -223,11 +399,12 @@ pub async fn head(
 /// `PATCH /v1/photos/<hash>`: appends a chunk at `Upload-Offset`.
 pub async fn patch(
     State(st): State<AppState>,
-    Auth(_s): Auth,
+    Auth(s): Auth,
     Path(hash): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, AppError> {
+    uploader(&st, &s).await?;
     check_hash(&hash)?;
     if header_str(&headers, "content-type") != Some("application/offset+octet-stream") {
         return Err(AppError::UnsupportedMediaType(
@@ -235,70 +412,63 @@ pub async fn patch(
         ));
     }
     let (offset, checksum) = patch_headers(&headers)?;
-    let bytes = axum::body::to_bytes(body, PHOTO_UPLOAD_BYTES_MAX as usize)
-        .await
-        .map_err(|_| {
-            AppError::TooLarge(format!(
-                "a chunk is over the limit of {PHOTO_UPLOAD_BYTES_MAX} bytes"
-            ))
-        })?;
+    let body = read_body(&st, &headers, body, PHOTO_UPLOAD_BYTES_MAX as usize).await?;
+    let bytes = &body.bytes;
+    let user = &s.pusher.user;
+    if owns(&st, &s, &hash).await? {
+        let length = std::fs::metadata(st.photos.final_path(&hash))
+            .map_err(io)?
+            .len();
+        patch_step(offset, length, length, bytes.len() as u64)?;
+        let mut r = StatusCode::NO_CONTENT.into_response();
+        r.headers_mut()
+            .insert("upload-offset", HeaderValue::from(length));
+        return Ok(tus_headers(r));
+    }
     let ps = &st.photos;
     let _guard = ps.lock.lock().await;
-    let Some((current, length)) = ps
-        .state(&hash)
-        .map_err(|e| AppError::Internal(e.to_string()))?
-    else {
+    let Some((current, length)) = ps.partial(user, &hash) else {
         return Err(AppError::NotFound(format!(
             "no upload for {hash}; create it first"
         )));
     };
     let new_offset = match patch_step(offset, current, length, bytes.len() as u64)? {
-        PatchStep::Complete => {
-            let mut r = StatusCode::NO_CONTENT.into_response();
-            r.headers_mut()
-                .insert("upload-offset", HeaderValue::from(current));
-            return Ok(tus_headers(r));
+        PatchStep::Complete => current,
+        PatchStep::Append { new_offset } => {
+            // 460 Checksum Mismatch (tus): the chunk is discarded.
+            if let Some(sum) = checksum
+                && sha1::Sha1::digest(bytes).as_slice() != sum.as_slice()
+            {
+                let status = StatusCode::from_u16(460).unwrap_or(StatusCode::BAD_REQUEST);
+                return Ok(tus_headers(
+                    (status, "checksum mismatch: chunk discarded").into_response(),
+                ));
+            }
+            // A photo is a JPEG from its first bytes on: anything else is
+            // refused before it takes room on disk.
+            if current == 0 && !bytes.starts_with(&[0xff, 0xd8, 0xff]) {
+                ps.discard(user, &hash);
+                return Err(AppError::UnsupportedMediaType(
+                    "a photo upload is a JPEG; these bytes are not".into(),
+                ));
+            }
+            let append = || -> std::io::Result<()> {
+                // `create`: a server that died creating the upload wrote the
+                // declared length but not the empty file of bytes; the
+                // upload then stands at offset 0 and must be able to start.
+                let mut f = private_file(&ps.part_path(user, &hash), true)?;
+                f.write_all(bytes)?;
+                f.sync_data()
+            };
+            append().map_err(io)?;
+            new_offset
         }
-        PatchStep::Append { new_offset } => new_offset,
     };
-    // 460 Checksum Mismatch (tus): the chunk is discarded.
-    if let Some(sum) = checksum
-        && sha1::Sha1::digest(&bytes).as_slice() != sum.as_slice()
-    {
-        let status = StatusCode::from_u16(460).unwrap_or(StatusCode::BAD_REQUEST);
-        return Ok(tus_headers(
-            (status, "checksum mismatch: chunk discarded").into_response(),
-        ));
-    }
-    let part = ps.part_path(&hash);
-    let append = || -> std::io::Result<()> {
-        // `create`: a server that died creating the upload wrote the
-        // declared length but not the empty file of bytes; the upload then
-        // stands at offset 0 and must be able to start.
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&part)?;
-        f.write_all(&bytes)?;
-        f.sync_data()
-    };
-    append().map_err(|e| AppError::Internal(e.to_string()))?;
     if new_offset == length {
-        let data = std::fs::read(&part).map_err(|e| AppError::Internal(e.to_string()))?;
-        if blake3::hash(&data).to_hex().as_str() != hash {
-            let _ = std::fs::remove_file(&part);
-            let _ = std::fs::remove_file(ps.len_path(&hash));
-            return Err(AppError::BadRequest(
-                "the uploaded bytes do not match the photo's hash; upload discarded".into(),
-            ));
+        match ps.finish(user, &hash, length).map_err(io)? {
+            Finish::Kept => own(&st, &s, &hash).await?,
+            Finish::Discarded(why) => return Err(AppError::BadRequest(why.into())),
         }
-        std::fs::rename(&part, ps.final_path(&hash))
-            .map_err(|e| AppError::Internal(e.to_string()))?;
-        sync_dir(&ps.dir);
-        let _ = std::fs::remove_file(ps.len_path(&hash));
-        st.metrics
-            .photos_completed
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
     let mut r = StatusCode::NO_CONTENT.into_response();
     r.headers_mut()
@@ -393,7 +563,7 @@ pub fn patch_step(
 }
 
 /// `GET /v1/photos/<hash>`: the JPEG, for users who may read a record that
-/// references it.
+/// references it (and its uploader attached it there).
 pub async fn get(
     State(st): State<AppState>,
     Auth(s): Auth,
@@ -409,6 +579,7 @@ pub async fn get(
             [
                 (header::CONTENT_TYPE, "image/jpeg"),
                 (header::CACHE_CONTROL, "private, max-age=86400"),
+                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
             ],
             d,
         )

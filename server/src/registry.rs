@@ -68,6 +68,11 @@ pub fn parse(input: &[u8], created_by: &str, now: i64) -> Result<Vec<Site>, Vec<
         }
         if !(area::is_code(village) && village.len() == 12) {
             bad(format!("{village:?} is not a 12-digit village code"));
+        } else if !fieldbook_core::model::Divisions::luoyang()
+            .get(village)
+            .is_some_and(|a| a.level == fieldbook_core::model::Level::Village)
+        {
+            bad(format!("{village} is not a village of the division list"));
             continue;
         }
         let location = match (
@@ -168,8 +173,8 @@ mod tests {
     #[test]
     fn parses_a_registry() {
         let csv = "\u{feff}kind,name,village_code,lat,lon,supervision_level,on_closure_list\n\
-                   tailings_pond,铁炉沟尾矿库,410324100201,33.8,111.6,2,否\n\
-                   household_toilet,\"张, 家户厕\",410324100202,,,,\n";
+                   tailings_pond,铁炉沟尾矿库,410324101201,33.8,111.6,2,否\n\
+                   household_toilet,\"张, 家户厕\",410324101202,,,,\n";
         let sites = parse(csv.as_bytes(), "admin", 1).unwrap();
         assert_eq!(sites.len(), 2);
         assert_eq!(
@@ -192,12 +197,12 @@ mod tests {
     #[test]
     fn every_bad_row_is_listed() {
         let csv = "kind,name,village_code,lat,lon,supervision_level\n\
-                   volcano,x,410324100201,,,\n\
-                   tailings_pond,,410324100201,,,\n\
+                   volcano,x,410324101201,,,\n\
+                   tailings_pond,,410324101201,,,\n\
                    tailings_pond,x,4103,,,\n\
-                   tailings_pond,x,410324100201,95,1,\n\
-                   tailings_pond,x,410324100201,,,7\n\
-                   garbage_point,x,410324100201,,,1\n";
+                   tailings_pond,x,410324101201,95,1,\n\
+                   tailings_pond,x,410324101201,,,7\n\
+                   garbage_point,x,410324101201,,,1\n";
         let problems = parse(csv.as_bytes(), "admin", 1).unwrap_err();
         let want = [
             "line 2: unknown site kind",

@@ -62,8 +62,12 @@ pub struct Report {
     pub rejected: usize,
     pub photos_created: usize,
     pub photos_uploaded: u64,
-    /// Photos of created inspections the supervisor could not download.
+    /// Photos of created inspections the server answered it does not have
+    /// (or served with other bytes).
     pub photos_missing: usize,
+    /// Photos the server could not be asked about within `--patience`
+    /// (unreachable, restarting, failing): not known to be there.
+    pub photos_unverified: usize,
     pub requests: u64,
     pub retries: u64,
     pub bytes_up: u64,
@@ -227,12 +231,17 @@ fn answers(rng: &mut Rng, allow_damage: bool) -> Vec<(String, Value)> {
 pub fn run(args: Args) -> Result<()> {
     let report = simulate(&args)?;
     println!("{}", serde_json::to_string(&report)?);
-    if report.lost > 0 || report.duplicated > 0 || report.photos_missing > 0 {
+    if report.lost > 0
+        || report.duplicated > 0
+        || report.photos_missing > 0
+        || report.photos_unverified > 0
+    {
         bail!(
-            "{} inspections lost, {} duplicated, {} photos missing",
+            "{} inspections lost, {} duplicated, {} photos missing, {} photos unverified (the server could not be asked within --patience)",
             report.lost,
             report.duplicated,
-            report.photos_missing
+            report.photos_missing,
+            report.photos_unverified
         );
     }
     Ok(())
@@ -282,7 +291,13 @@ pub fn provision(args: &Args) -> Result<Plan> {
         townships.swap(i, (rng.next() % (i as u64 + 1)) as usize);
     }
     let tag = format!("sim{}", args.seed);
-    let password = format!("{tag}-password-{:x}", Rng::new(args.seed ^ 0xabc).next());
+    // Random, never derived from the seed: the run's users stay on the
+    // server afterwards. A rerun of a seed sets its users' passwords anew.
+    let password = {
+        let mut raw = [0u8; 16];
+        getrandom::fill(&mut raw).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+        raw.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    };
 
     let admin_dir = work.path().join("admin");
     let actor = Store::prepare(&admin_dir)?;
@@ -338,29 +353,33 @@ pub fn provision(args: &Args) -> Result<Plan> {
             );
         }
     }
-    for (p, township) in chosen.iter().enumerate() {
-        let body = serde_json::json!({"name": format!("{tag}-p{p}"), "password": password, "role": "inspector", "areas": [township]});
-        match post(
-            "/v1/admin/users",
-            "application/json",
-            body.to_string().as_bytes(),
-        )? {
-            201 | 409 => {}
-            s => bail!("creating user {tag}-p{p}: HTTP {s}"),
+    let new_password = serde_json::json!({ "password": password }).to_string();
+    let add_user = |name: String, body: serde_json::Value| -> Result<()> {
+        match post("/v1/admin/users", "application/json", body.to_string().as_bytes())? {
+            201 => Ok(()),
+            // From an earlier run of this seed: give it this run's password.
+            409 => match post(
+                &format!("/v1/admin/users/{name}/password"),
+                "application/json",
+                new_password.as_bytes(),
+            )? {
+                204 => Ok(()),
+                s => bail!("setting the password of {name}: HTTP {s}"),
+            },
+            s => bail!("creating user {name}: HTTP {s}"),
         }
+    };
+    for (p, township) in chosen.iter().enumerate() {
+        let name = format!("{tag}-p{p}");
+        let body = serde_json::json!({"name": name, "password": password, "role": "inspector", "areas": [township]});
+        add_user(name, body)?;
     }
     let mut sup_areas = chosen.clone();
     sup_areas.sort();
     sup_areas.dedup();
-    let body = serde_json::json!({"name": format!("{tag}-sup"), "password": password, "role": "supervisor", "areas": sup_areas});
-    match post(
-        "/v1/admin/users",
-        "application/json",
-        body.to_string().as_bytes(),
-    )? {
-        201 | 409 => {}
-        s => bail!("creating the supervisor: HTTP {s}"),
-    }
+    let name = format!("{tag}-sup");
+    let body = serde_json::json!({"name": name, "password": password, "role": "supervisor", "areas": sup_areas});
+    add_user(name, body)?;
     match post("/v1/admin/sites", "text/csv", csv.as_bytes())? {
         200 => {}
         s => bail!("importing sites: HTTP {s}"),
@@ -423,7 +442,7 @@ pub fn prepare_phone(plan: &Plan, args: &Args, p: usize) -> Result<SimPhone> {
                 lat: loc.lat,
                 lon: loc.lon,
                 accuracy_m: 5.0 + (rng.next() % 30) as f64,
-                at: 0,
+                at: (fieldbook_core::store::system_clock())(),
                 mock: false,
             },
         )?;
@@ -547,14 +566,23 @@ pub fn review_and_count(
     let ids: HashSet<&String> = on_server.iter().map(|r| &r.id).collect();
     let lost = created_set.difference(&ids).count();
     // Every photo of every arrived inspection must be on the server, whole.
+    // A server restarting is waited for: only its answer counts.
     let mut photos_created = 0;
     let mut photos_missing = 0;
+    let mut photos_unverified = 0;
     for id in created.iter().filter(|id| ids.contains(id)) {
         for p in desk.inspection_view(id)?.photos {
             photos_created += 1;
-            match dt.get_photo(&p.hash) {
-                Ok(bytes) if blake3::hash(&bytes).to_hex().as_str() == p.hash => {}
-                _ => photos_missing += 1,
+            match verify_photo(&mut dt, &p.hash, plan.patience) {
+                PhotoCheck::Whole => {}
+                PhotoCheck::Missing(why) => {
+                    eprintln!("photo {} missing: {why}", p.hash);
+                    photos_missing += 1;
+                }
+                PhotoCheck::Unverified(why) => {
+                    eprintln!("photo {} unverified: {why}", p.hash);
+                    photos_unverified += 1;
+                }
             }
         }
     }
@@ -580,12 +608,53 @@ pub fn review_and_count(
         photos_created,
         photos_uploaded: u64::from(totals.photos.uploaded + totals.photos.already_there),
         photos_missing,
+        photos_unverified,
         requests: u64::from(totals.progress.requests),
         retries: u64::from(totals.retries),
         bytes_up: totals.progress.bytes_up,
         bytes_down: totals.progress.bytes_down,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// What the server said of one photo.
+enum PhotoCheck {
+    /// Served, and its bytes hash to its name.
+    Whole,
+    /// The server answered that it does not have it (or served other bytes).
+    Missing(String),
+    /// The server could not be asked within the patience.
+    Unverified(String),
+}
+
+/// Asks the server for a photo, waiting through restarts and outages up to
+/// `patience`: only an answer from the server decides.
+fn verify_photo(t: &mut HttpTransport, hash: &str, patience: Duration) -> PhotoCheck {
+    use fieldbook_core::sync::TransportError;
+    let start = Instant::now();
+    let mut wait = Duration::from_millis(100);
+    loop {
+        let why = match t.get_photo(hash) {
+            Ok(bytes) if blake3::hash(&bytes).to_hex().as_str() == hash => {
+                return PhotoCheck::Whole;
+            }
+            Ok(bytes) => {
+                return PhotoCheck::Missing(format!(
+                    "the server sent {} bytes that hash to something else",
+                    bytes.len()
+                ));
+            }
+            Err(TransportError::Refused { status: 404, .. }) => {
+                return PhotoCheck::Missing("the server has no such photo".into());
+            }
+            Err(e) => e.to_string(),
+        };
+        if start.elapsed() > patience {
+            return PhotoCheck::Unverified(why);
+        }
+        std::thread::sleep(wait);
+        wait = (wait * 2).min(Duration::from_secs(2));
+    }
 }
 
 /// Retries `f` with backoff while it fails, up to `patience`.

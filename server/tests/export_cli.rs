@@ -6,7 +6,7 @@
 
 use fieldbook_core::model::Divisions;
 use fieldbook_server::registry_gen::{RegistryOptions, generate};
-use fieldbook_server::storage::Storage;
+use fieldbook_server::storage::prelude::*;
 use fieldbook_server::storage::sqlite::SqliteStorage;
 use std::path::Path;
 use std::process::Command;
@@ -33,7 +33,7 @@ fn data_folder(dir: &Path) -> usize {
         },
         0,
     );
-    storage.import_sites(&registry, "admin", 0).unwrap()
+    storage.import_sites(&registry, &fieldbook_server::storage::Identity { user: "admin".into(), role: fieldbook_core::model::Role::Admin, areas: vec!["*".into()], device: "cli".into() }, 0).unwrap()
 }
 
 #[test]

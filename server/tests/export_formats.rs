@@ -25,12 +25,12 @@ fn divisions() -> Divisions {
     let csv = "code,name,level,parent_code\n\
         4103,洛阳市,city,41\n\
         410324,栾川县,county,4103\n\
-        410324100,城关镇,township,410324\n\
-        410324100001,城关社区,village,410324100\n\
-        410324100201,\"东村,\"\"老村\"\"\",village,410324100\n\
-        410324100202,西村,village,410324100\n\
+        410324101,城关镇,township,410324\n\
+        410324101001,城关社区,village,410324101\n\
+        410324101201,\"东村,\"\"老村\"\"\",village,410324101\n\
+        410324101202,西村,village,410324101\n\
         410324200,秋扒乡,township,410324\n\
-        410324200201,北村,village,410324200\n";
+        410324200202,北村,village,410324200\n";
     Divisions::from_csv(csv.as_bytes()).unwrap()
 }
 
@@ -45,10 +45,10 @@ fn coverage_rows() -> Vec<CoverageRow> {
     let defs = Indicators::builtin();
     let mut cov = Coverage::new(defs, Period::year(2024));
     let villages = [
-        "410324100001",
-        "410324100201",
-        "410324100202",
-        "410324200201",
+        "410324101001",
+        "410324101201",
+        "410324101202",
+        "410324200202",
     ];
     let none = BTreeMap::new();
     let mut served = BTreeMap::new();
@@ -242,7 +242,7 @@ with open(sys.argv[1], encoding='utf-8-sig', newline='') as f:
 fn csv_quotes_chinese_names_with_commas_and_quotes() {
     let rows: Vec<CoverageRow> = coverage_rows()
         .into_iter()
-        .filter(|r| r.area_code == "410324100201")
+        .filter(|r| r.area_code == "410324101201")
         .collect();
     assert!(!rows.is_empty());
     assert!(rows.iter().all(|r| r.area_name == AWKWARD));
@@ -252,7 +252,7 @@ fn csv_quotes_chinese_names_with_commas_and_quotes() {
     let text = std::fs::read_to_string(&path).unwrap();
     // Doubled quotes inside a quoted field, the comma kept inside it.
     assert!(
-        text.contains(",410324100201,\"东村,\"\"老村\"\"\","),
+        text.contains(",410324101201,\"东村,\"\"老村\"\"\","),
         "{text}"
     );
     let records = read_csv(&path);
@@ -456,7 +456,7 @@ fn site(i: usize, lat: Option<f64>, lon: Option<f64>) -> SiteFeature {
         id: format!("site-{i}"),
         kind: SiteKind::ALL[i % SiteKind::ALL.len()],
         name: format!("{AWKWARD} 第{i}号\n\t\\"),
-        village_code: "410324100201".into(),
+        village_code: "410324101201".into(),
         lat,
         lon,
         latest_status: ["approved", "submitted", "not_inspected"][i % 3].into(),
@@ -508,7 +508,7 @@ fn geojson_is_a_valid_feature_collection() {
     assert_eq!(p["id"], "site-0");
     assert_eq!(p["kind"], "rural_sewage");
     assert_eq!(p["name"], format!("{AWKWARD} 第0号\n\t\\"));
-    assert_eq!(p["village_code"], "410324100201");
+    assert_eq!(p["village_code"], "410324101201");
     assert_eq!(p["latest_status"], "approved");
     assert_eq!(p["latest_approved_at"], "2024-05-01");
     assert_eq!(p["sanitary_toilet_rate"], true);

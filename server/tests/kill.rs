@@ -4,7 +4,7 @@
 //! and the server's projections equal a recomputation from its documents.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly on purpose.
 
-use fieldbook_server::storage::Storage;
+use fieldbook_server::storage::prelude::*;
 use fieldbook_server::storage::sqlite::SqliteStorage;
 use std::io::Write;
 use std::process::{Child, Command, Stdio};

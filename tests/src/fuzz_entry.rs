@@ -34,9 +34,10 @@ use fieldbook_core::model::{Role, Template};
 use fieldbook_core::photo::{Limits, PhotoOptions};
 use fieldbook_core::store::{Identity, IncomingRecord, Store, untrusted};
 use fieldbook_core::sync::wire::{self, Item, ItemKind, SyncRequest, SyncResponse};
-use fieldbook_server::rules::Pusher;
+use fieldbook_core::policy::Identity as Pusher;
 use fieldbook_server::storage::sqlite::SqliteStorage;
-use fieldbook_server::storage::{Outcome, Session, Storage};
+use fieldbook_server::storage::prelude::*;
+use fieldbook_server::storage::{Outcome, Session};
 use std::collections::BTreeSet;
 
 /// Every fuzz target, by name (the name of its `fuzz/fuzz_targets/*.rs`,
@@ -138,7 +139,7 @@ fn read_every_kind(doc: &Automerge) {
     let _ = doc::inspection::read_head(doc);
     let _ = doc::inspection::read(doc);
     let _ = doc::finding::read(doc);
-    let _ = fieldbook_server::rules::Record::read(RecordKind::Inspection, doc);
+    let _ = fieldbook_core::doc::Record::read(RecordKind::Inspection, doc);
 }
 
 /// Record ids the framing addresses: a few, so that items of one input
@@ -636,7 +637,7 @@ pub fn tus_client(data: &[u8]) {
         .add_site(NewSite {
             kind: SiteKind::GarbagePoint,
             name: "村口垃圾房".into(),
-            village_code: "410324100201".into(),
+            village_code: "410324101201".into(),
             location: None,
             attributes: Default::default(),
         })

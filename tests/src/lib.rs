@@ -22,6 +22,16 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
+/// The operator at the server's command line: the whole deployment.
+pub fn operator() -> fieldbook_core::policy::Identity {
+    fieldbook_core::policy::Identity {
+        user: "admin".into(),
+        role: Role::Admin,
+        areas: vec![fieldbook_core::policy::WHOLE_DEPLOYMENT.into()],
+        device: "cli".into(),
+    }
+}
+
 /// Every test user's password.
 pub const PASSWORD: &str = "correct horse battery";
 
@@ -101,6 +111,7 @@ impl TestServer {
                 role: role.key().into(),
                 areas: areas.iter().map(|a| (*a).to_owned()).collect(),
             },
+            None,
             0,
         )
         .expect("create user");

@@ -11,7 +11,7 @@ use fieldbook_core::model::{Divisions, Level, Role, Site, SiteKind, Value};
 use fieldbook_core::store::{SiteFilter, Store};
 use fieldbook_server::coverage::{coverage_rows, write_records_csv};
 use fieldbook_server::registry_gen::{RegistryOptions, generate};
-use fieldbook_server::storage::Storage;
+use fieldbook_server::storage::prelude::*;
 use fieldbook_tests::{Phone, TestServer, photo_ref, raw_get, toilet_answers, token};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -39,7 +39,7 @@ fn town_registry(server: &TestServer, toilets_per_village: u32) -> Vec<Site> {
         0,
     );
     assert_eq!(
-        server.storage.import_sites(&registry, "admin", 0).unwrap(),
+        server.storage.import_sites(&registry, &fieldbook_tests::operator(), 0).unwrap(),
         registry.len()
     );
     registry
@@ -409,14 +409,14 @@ fn a_site_moved_by_the_registry_counts_in_its_new_village() {
 
     // The same registry again writes nothing; the site moved writes one.
     assert_eq!(
-        server.storage.import_sites(&registry, "admin", 1).unwrap(),
+        server.storage.import_sites(&registry, &fieldbook_tests::operator(), 1).unwrap(),
         0
     );
     let mut moved = toilet.clone();
     moved.village_code = new.clone();
     moved.name = format!("{}（迁）", toilet.name);
     assert_eq!(
-        server.storage.import_sites(&[moved], "admin", 2).unwrap(),
+        server.storage.import_sites(&[moved], &fieldbook_tests::operator(), 2).unwrap(),
         1
     );
     assert!(server.storage.verify_projections().unwrap().is_empty());
@@ -437,7 +437,7 @@ fn a_site_moved_by_the_registry_counts_in_its_new_village() {
     // A new kind under a known id is refused, and nothing changes.
     let mut wrong = toilet.clone();
     wrong.kind = SiteKind::GarbagePoint;
-    assert!(server.storage.import_sites(&[wrong], "admin", 3).is_err());
+    assert!(server.storage.import_sites(&[wrong], &fieldbook_tests::operator(), 3).is_err());
     assert_eq!(rate_in(&new), (new_num + 1, new_den + 1));
 }
 

@@ -100,7 +100,7 @@ fn write_seeds() {
         .add_site(NewSite {
             kind: SiteKind::HouseholdToilet,
             name: "王家户厕".into(),
-            village_code: "410324100201".into(),
+            village_code: "410324101201".into(),
             location: None,
             attributes: Default::default(),
         })
@@ -233,8 +233,8 @@ fn write_seeds() {
         "registry_csv",
         "sites.csv",
         "kind,name,village_code,id,lat,lon,households_served\n\
-         garbage_point,村口垃圾房,410324100201,,34.6,112.4,\n\
-         rural_sewage,\"东村,污水站\",410324100202,0190a000-0000-7000-8000-000000000009,,,120\n"
+         garbage_point,村口垃圾房,410324101201,,34.6,112.4,\n\
+         rural_sewage,\"东村,污水站\",410324101202,0190a000-0000-7000-8000-000000000009,,,120\n"
             .as_bytes(),
     );
     write(

@@ -20,7 +20,7 @@ use fieldbook_core::store::{FindingAction, NewFinding, Store};
 use fieldbook_server::coverage::{coverage_rows, write_findings, write_records};
 use fieldbook_server::export::TableFormat;
 use fieldbook_server::registry_gen::{RegistryOptions, generate};
-use fieldbook_server::storage::Storage;
+use fieldbook_server::storage::prelude::*;
 use fieldbook_tests::{Phone, TestServer, photo_ref};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -345,7 +345,7 @@ fn every_indicator_matches_a_recomputation_from_the_exports() {
             registry.push(twin);
         }
     }
-    server.storage.import_sites(&registry, "admin", 0).unwrap();
+    server.storage.import_sites(&registry, &fieldbook_tests::operator(), 0).unwrap();
     let mut li = Phone::login(&server, "li", "li-phone");
     let mut zhang = Phone::login(&server, "zhang", "zhang-phone");
     let now = Arc::new(AtomicI64::new(at("2025-10-01")));

@@ -12,7 +12,7 @@ use fieldbook_core::sync::tus::{self, PhotoTransport, UploadState};
 use fieldbook_tests::{Phone, TestServer, post_declaring_length, raw_post, test_png};
 use std::sync::atomic::AtomicBool;
 
-const VILLAGE: &str = "410324100201";
+const VILLAGE: &str = "410324101201";
 
 fn server() -> TestServer {
     let s = TestServer::start();

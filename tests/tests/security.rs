@@ -12,12 +12,12 @@ use fieldbook_core::sync::wire::{
     Item, ItemKind, RejectCode, SyncRequest, SyncResponse, doc_id_bytes,
 };
 use fieldbook_core::sync::{SyncError, Transport, TransportError};
-use fieldbook_server::storage::Storage;
+use fieldbook_server::storage::prelude::*;
 use fieldbook_tests::{PASSWORD, Phone, TestServer, raw_get, raw_post, token};
 
 const LUANCHUAN: &str = "410324";
-const SONGXIAN_VILLAGE: &str = "410325100201";
-const VILLAGE: &str = "410324100201";
+const SONGXIAN_VILLAGE: &str = "410325101201";
+const VILLAGE: &str = "410324101201";
 
 fn server_with_users() -> TestServer {
     let s = TestServer::start();
@@ -130,7 +130,7 @@ fn inspectors_see_and_write_only_their_areas() {
     let before = server_state(&server);
     let (code, message) = push_site_as(&mut li, "li.wei", SONGXIAN_VILLAGE, 7).unwrap_err();
     assert_eq!(code, RejectCode::OutOfScope);
-    assert!(message.contains("410325100201"), "{message}");
+    assert!(message.contains("410325101201"), "{message}");
     assert_eq!(server_state(&server), before);
 }
 
@@ -386,7 +386,7 @@ fn admin_endpoints_need_the_admin_role() {
     let admin = token(&server, "root", "a");
     let user_json =
         br#"{"name":"new.one","password":"a long password","role":"inspector","areas":["410324"]}"#;
-    let csv = "kind,name,village_code\ngarbage_point,村口,410324100201\n";
+    let csv = "kind,name,village_code\ngarbage_point,村口,410324101201\n";
     for (tok, ok) in [(&inspector, false), (&supervisor, false), (&admin, true)] {
         let (s, _) = raw_get(&server.url, "/v1/admin/users", Some(tok));
         assert_eq!(s == 200, ok);

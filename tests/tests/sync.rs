@@ -3,11 +3,11 @@
 
 use fieldbook_core::model::{GpsFix, InspectionStatus, Role, SiteKind};
 use fieldbook_core::store::{InspectionFilter, NewSite, Store};
-use fieldbook_server::storage::Storage;
+use fieldbook_server::storage::prelude::*;
 use fieldbook_tests::{Phone, TestServer, photo_ref, toilet_answers};
 
 const COUNTY: &str = "410324";
-const VILLAGE: &str = "410324100201";
+const VILLAGE: &str = "410324101201";
 
 fn new_toilet(store: &mut Store, village: &str) -> (String, String) {
     let site = store

@@ -14,7 +14,7 @@ import sys
 import fieldbook_ffi as fb
 
 SERVER, WORK, PASSWORD = sys.argv[1], sys.argv[2], sys.argv[3]
-VILLAGE = "410324100201"
+VILLAGE = "410324101201"
 
 TOILET = {
     "toilet_type": fb.FieldValue.TEXT("three_chamber"),

@@ -10,8 +10,10 @@
 //! Readers never trust a document: one written by a buggy or hostile peer
 //! gives a [`DocError`] naming the path, never a panic.
 
+pub mod budget;
 pub mod finding;
 pub mod inspection;
+pub mod layout;
 pub mod site;
 
 use crate::model::workflow::{Event, EventKind, Role};
@@ -54,6 +56,49 @@ impl RecordKind {
     }
 }
 
+/// A record read from its document, once, for checks and projections.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Record {
+    Site(crate::model::Site),
+    Inspection(crate::model::Inspection),
+    Finding(crate::model::Finding),
+}
+
+impl Record {
+    /// Reads the record of `kind` from `doc`.
+    pub fn read(kind: RecordKind, doc: &impl ReadDoc) -> Result<Record, DocError> {
+        Ok(match kind {
+            RecordKind::Site => Record::Site(site::read(doc)?),
+            RecordKind::Inspection => Record::Inspection(inspection::read(doc)?),
+            RecordKind::Finding => Record::Finding(finding::read(doc)?),
+        })
+    }
+
+    pub fn kind(&self) -> RecordKind {
+        match self {
+            Record::Site(_) => RecordKind::Site,
+            Record::Inspection(_) => RecordKind::Inspection,
+            Record::Finding(_) => RecordKind::Finding,
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        match self {
+            Record::Site(s) => &s.id,
+            Record::Inspection(i) => &i.id,
+            Record::Finding(f) => &f.id,
+        }
+    }
+
+    pub fn village_code(&self) -> &str {
+        match self {
+            Record::Site(s) => &s.village_code,
+            Record::Inspection(i) => &i.village_code,
+            Record::Finding(f) => &f.village_code,
+        }
+    }
+}
+
 /// A document that does not have the layout this module writes.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DocError {
@@ -75,7 +120,7 @@ pub enum DocError {
 }
 
 impl DocError {
-    fn malformed(path: impl Into<String>, reason: impl Into<String>) -> DocError {
+    pub(crate) fn malformed(path: impl Into<String>, reason: impl Into<String>) -> DocError {
         DocError::Malformed {
             path: path.into(),
             reason: reason.into(),

@@ -5,6 +5,7 @@
 pub mod area;
 pub mod indicator;
 pub mod inspection;
+pub mod limits;
 pub mod site;
 pub mod template;
 pub mod value;

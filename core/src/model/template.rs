@@ -131,7 +131,7 @@ pub const HELP_CHARS_MAX: usize = 2000;
 /// Longest unit, in characters.
 pub const UNIT_CHARS_MAX: usize = 20;
 /// Largest `max_len` a text field may declare, in characters.
-pub const TEXT_CHARS_MAX: u32 = 10_000;
+pub const TEXT_CHARS_MAX: u32 = crate::model::limits::TEXT_CHARS_MAX as u32;
 /// `max_len` of a text field that does not declare one, in characters.
 pub const TEXT_CHARS_DEFAULT: u32 = 500;
 /// Largest photo `min` a field may declare.

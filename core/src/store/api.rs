@@ -1,6 +1,8 @@
 //! The record operations: what an inspector or supervisor does on the phone.
-//! Every operation checks role, scope, template and workflow before it
-//! writes, so a refused operation stores nothing.
+//! Each operation checks its input first, so the user gets a precise error
+//! (every template problem at once, in Chinese and English); then the write
+//! itself passes the shared `policy`, the rules the server applies too. A
+//! refused operation stores nothing.
 
 use super::{Result, Store, StoreError};
 use crate::doc::{self, RecordKind};
@@ -13,10 +15,7 @@ use crate::model::{
 use rusqlite::OptionalExtension;
 use std::collections::BTreeMap;
 
-/// Longest site name, finding title or responsible party, in characters.
-pub const NAME_CHARS_MAX: usize = 200;
-/// Longest note, comment or finding description, in characters.
-pub const TEXT_CHARS_MAX: usize = 4000;
+use crate::model::limits::{NAME_CHARS_MAX, TEXT_CHARS_MAX};
 /// Most answers in one `set_answers` call (a template has well under 100 fields).
 pub const ANSWERS_PER_CALL_MAX: usize = 500;
 
@@ -158,10 +157,7 @@ impl Store {
 
     /// Adds a site found in the field. Returns its id.
     pub fn add_site(&mut self, s: NewSite) -> Result<String> {
-        self.require_role(
-            &[Role::Inspector, Role::Supervisor, Role::Admin],
-            "add a site",
-        )?;
+        self.require_role(crate::policy::FIELD_SITE_ROLES, "add a site")?;
         check_text("site name", &s.name, NAME_CHARS_MAX, true)?;
         if !area::is_code(&s.village_code) || s.village_code.len() != 12 {
             return Err(StoreError::BadInput(format!(
@@ -215,35 +211,11 @@ impl Store {
         Ok(id)
     }
 
-    /// Stores a site record as given (registry import on a supervisor's or
-    /// admin's device, tests, demo data). The site keeps its id.
-    pub fn put_registry_site(&mut self, site: &Site) -> Result<()> {
-        self.require_role(
-            &[Role::Supervisor, Role::Admin, Role::CountyOffice],
-            "import registry sites",
-        )?;
-        self.require_scope(&site.village_code)?;
-        if self
-            .conn()
-            .query_row("SELECT 1 FROM documents WHERE id = ?1", [&site.id], |_| {
-                Ok(())
-            })
-            .optional()?
-            .is_some()
-        {
-            return Err(StoreError::BadInput(format!(
-                "a record with id {} already exists",
-                site.id
-            )));
-        }
-        self.create_doc(&site.id, RecordKind::Site, |tx| doc::site::create(tx, site))
-    }
-
     // ---- inspections ---------------------------------------------------------
 
     /// Starts an inspection of a site from the latest template of its kind.
     pub fn start_inspection(&mut self, site_id: &str) -> Result<String> {
-        self.require_role(&[Role::Inspector], "start an inspection")?;
+        self.require_role(crate::policy::INSPECTION_ROLES, "start an inspection")?;
         let site = self.read_site(site_id)?;
         self.require_scope(&site.village_code)?;
         let template = self
@@ -607,10 +579,7 @@ impl Store {
 
     /// Attaches evidence to a finding (the problem, or its rectification).
     pub fn add_finding_photo(&mut self, id: &str, photo: PhotoRef) -> Result<()> {
-        self.require_role(
-            &[Role::Inspector, Role::Supervisor],
-            "add photos to a finding",
-        )?;
+        self.require_role(crate::policy::FINDING_PHOTO_ROLES, "add photos to a finding")?;
         if !photo.is_well_formed() {
             return Err(StoreError::BadInput(
                 "photo reference has malformed hashes or GPS".into(),

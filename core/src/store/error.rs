@@ -30,6 +30,10 @@ pub enum StoreError {
     /// The record or area lies outside the user's areas.
     #[error("area {code} is outside this user's areas")]
     OutOfScope { code: String },
+    /// The shared policy refused the write (role, status, area, reference);
+    /// the server would refuse it for the same reason.
+    #[error("not allowed: {0}")]
+    Refused(#[from] crate::policy::Refusal),
     /// The store belongs to another user.
     #[error("this store belongs to another user; open a separate store per user")]
     WrongUser,

@@ -14,6 +14,14 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "002_sync_rejections",
         include_str!("migrations/002_sync_rejections.sql"),
     ),
+    (
+        "003_inspection_date_index",
+        include_str!("migrations/003_inspection_date_index.sql"),
+    ),
+    (
+        "004_sync_send_changes",
+        include_str!("migrations/004_sync_send_changes.sql"),
+    ),
 ];
 
 /// The schema version this build writes.
@@ -124,6 +132,27 @@ mod tests {
                     .unwrap();
                 assert_eq!(v, "7");
             }
+        }
+    }
+
+    /// A migration file left out of the list is never applied (schema 3
+    /// once shipped unapplied): the list must name every file, in order.
+    #[test]
+    fn the_list_names_every_migration_file() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/store/migrations");
+        let mut files: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".sql"))
+            .map(|n| n.trim_end_matches(".sql").to_owned())
+            .collect();
+        files.sort();
+        let listed: Vec<String> = MIGRATIONS.iter().map(|(n, _)| (*n).to_owned()).collect();
+        assert_eq!(listed, files);
+        for (i, (name, sql)) in MIGRATIONS.iter().enumerate() {
+            assert!(name.starts_with(&format!("{:03}_", i + 1)), "{name}");
+            let on_disk = std::fs::read_to_string(dir.join(format!("{name}.sql"))).unwrap();
+            assert_eq!(*sql, on_disk, "{name}");
         }
     }
 

@@ -38,30 +38,15 @@ pub use sync::{
 };
 
 use crate::doc::{self, RecordKind};
-use crate::model::{Role, Templates};
+use crate::model::Templates;
 use automerge::{ActorId, Automerge, Change};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// Who uses this store: one user on one device.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Identity {
-    pub user: String,
-    pub role: Role,
-    /// Division-code prefixes the user may see and write.
-    pub areas: Vec<String>,
-    /// Stable id of this device (the app's installation).
-    pub device: String,
-}
-
-impl Identity {
-    /// Whether `code` lies inside one of the user's areas.
-    pub fn covers(&self, code: &str) -> bool {
-        self.areas.iter().any(|a| code.starts_with(a.as_str()))
-    }
-}
+/// Who uses this store: one user on one device (the policy's `Identity`).
+pub use crate::policy::Identity;
 
 /// A source of Unix-millisecond time; tests and simulations inject their own.
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
@@ -343,6 +328,16 @@ impl Store {
         extra: impl FnOnce(&Transaction<'_>) -> Result<()>,
     ) -> Result<T> {
         let mut doc = self.load(id, kind)?;
+        let before = match doc::Record::read(kind, &doc) {
+            Ok(r) => r,
+            Err(source) => {
+                self.put_back(id, kind, doc);
+                return Err(StoreError::MalformedDocument {
+                    id: id.into(),
+                    source,
+                });
+            }
+        };
         let now = self.now();
         let mut tx = doc.transaction();
         let out = match edit(&mut tx) {
@@ -359,6 +354,9 @@ impl Store {
             self.put_back(id, kind, doc);
             return Ok(out);
         }
+        // The document now holds the change; a refusal drops it from
+        // memory, so the next read reloads what SQLite has.
+        self.check_policy(id, Some(&before), kind, &doc)?;
         let change = doc
             .get_last_local_change()
             .ok_or_else(|| StoreError::CorruptDocument {
@@ -384,6 +382,7 @@ impl Store {
             reason: e.to_string(),
         })?;
         tx.commit_with(automerge::transaction::CommitOptions::default().with_time(now / 1000));
+        self.check_policy(id, None, kind, &doc)?;
         let change = doc
             .get_last_local_change()
             .ok_or_else(|| StoreError::CorruptDocument {
@@ -391,6 +390,25 @@ impl Store {
                 reason: "empty record".into(),
             })?;
         self.persist_local(id, kind, doc, change, |_| Ok(()))
+    }
+
+    /// Runs the shared policy on a local write: the same decision the
+    /// server makes when the change arrives.
+    fn check_policy(
+        &self,
+        id: &str,
+        before: Option<&doc::Record>,
+        kind: RecordKind,
+        doc: &Automerge,
+    ) -> Result<()> {
+        let after = doc::Record::read(kind, doc).map_err(|source| {
+            StoreError::MalformedDocument {
+                id: id.into(),
+                source,
+            }
+        })?;
+        crate::policy::check_write(&self.identity, before, &after, &StoreContext(&self.conn))?;
+        Ok(())
     }
 
     pub(crate) fn conn(&self) -> &Connection {
@@ -411,6 +429,34 @@ impl Store {
             .conn
             .query_row("SELECT count(*) FROM documents", [], |r| r.get::<_, i64>(0))?
             as u64)
+    }
+}
+
+/// The policy's view of other records: the store's projections.
+struct StoreContext<'a>(&'a Connection);
+
+impl crate::policy::Context for StoreContext<'_> {
+    fn site(&self, id: &str) -> Option<crate::policy::SiteFacts> {
+        let row: Option<(String, String)> = self
+            .0
+            .prepare_cached("SELECT kind, village_code FROM sites WHERE id = ?1")
+            .and_then(|mut st| st.query_row([id], |r| Ok((r.get(0)?, r.get(1)?))).optional())
+            .ok()
+            .flatten();
+        row.and_then(|(kind, village_code)| {
+            Some(crate::policy::SiteFacts {
+                kind: crate::model::SiteKind::from_key(&kind)?,
+                village_code,
+            })
+        })
+    }
+
+    fn inspection_site(&self, id: &str) -> Option<String> {
+        self.0
+            .prepare_cached("SELECT site_id FROM inspections WHERE id = ?1")
+            .and_then(|mut st| st.query_row([id], |r| r.get(0)).optional())
+            .ok()
+            .flatten()
     }
 }
 

@@ -9,6 +9,18 @@ use crate::model::workflow::{fold_finding, fold_inspection};
 use automerge::Automerge;
 use rusqlite::{Transaction, params};
 
+/// Removes the projection row of document `id` (a record whose creation
+/// the server refused).
+pub(crate) fn remove(tx: &Transaction<'_>, id: &str, kind: RecordKind) -> Result<()> {
+    let table = match kind {
+        RecordKind::Site => "sites",
+        RecordKind::Inspection => "inspections",
+        RecordKind::Finding => "findings",
+    };
+    tx.execute(&format!("DELETE FROM {table} WHERE id = ?1"), [id])?;
+    Ok(())
+}
+
 /// Rewrites the projection row of document `id`.
 pub(crate) fn refresh(
     tx: &Transaction<'_>,
@@ -31,7 +43,7 @@ pub(crate) fn refresh(
                    source = excluded.source",
             )?
             .execute(params![
-                s.id,
+                id,
                 s.kind.key(),
                 s.name,
                 s.village_code,
@@ -52,7 +64,7 @@ pub(crate) fn refresh(
                    inspector = excluded.inspector, started_at = excluded.started_at,
                    submitted_at = excluded.submitted_at, answered = excluded.answered, photos = excluded.photos,
                    conflicts = excluded.conflicts")?.execute(params![
-                    i.id,
+                    id,
                     i.site_id,
                     i.site_kind.key(),
                     i.village_code,
@@ -77,7 +89,7 @@ pub(crate) fn refresh(
                    site_kind = excluded.site_kind, village_code = excluded.village_code, title = excluded.title,
                    status = excluded.status, responsible = excluded.responsible, deadline = excluded.deadline,
                    escalated = excluded.escalated, raised_at = excluded.raised_at, closed_at = excluded.closed_at")?.execute(params![
-                    f.id,
+                    id,
                     f.inspection_id,
                     f.site_id,
                     f.site_kind.key(),

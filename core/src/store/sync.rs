@@ -247,11 +247,13 @@ fn merge_one(
     rec: &IncomingRecord,
     actor: automerge::ActorId,
 ) -> Result<bool, String> {
+    // What loading would cost is known before anything is loaded.
+    doc::budget::check(&rec.data, &doc::budget::Budget::RECORD).map_err(|e| e.to_string())?;
     match doc {
         None => {
             let mut d = Automerge::new().with_actor(actor);
             super::merge_chunk(&mut d, &rec.data)?;
-            check(&d, rec.kind)?;
+            check(&d, rec.kind, &rec.doc_id)?;
             *doc = Some((rec.kind, d));
             Ok(true)
         }
@@ -280,20 +282,19 @@ fn merge_one(
                 d.get_heads() != before
             };
             if changed {
-                check(d, *kind)?;
+                check(d, *kind, &rec.doc_id)?;
             }
             Ok(changed)
         }
     }
 }
 
-fn check(d: &Automerge, kind: RecordKind) -> Result<(), String> {
-    let r = match kind {
-        RecordKind::Site => doc::site::read(d).map(drop),
-        RecordKind::Inspection => doc::inspection::read(d).map(drop),
-        RecordKind::Finding => doc::finding::read(d).map(drop),
-    };
-    r.map_err(|e| format!("not a valid {}: {e}", kind.key()))
+/// A record from elsewhere is kept only if it is, under the id it came
+/// with, a record of its kind and nothing outside the layout.
+fn check(d: &Automerge, kind: RecordKind, id: &str) -> Result<(), String> {
+    doc::layout::check(d, kind, id)
+        .and_then(|()| doc::Record::read(kind, d).map(drop))
+        .map_err(|e| format!("not a valid {}: {e}", kind.key()))
 }
 
 /// One item to send, with the outbox entries it carries.
@@ -335,6 +336,7 @@ impl Store {
             let rows = st.query_map([], |r| r.get::<_, String>(0))?;
             rows.collect::<rusqlite::Result<_>>()?
         };
+        let one_by_one = self.sent_change_by_change()?;
         let mut out: Vec<OutgoingItem> = Vec::new();
         let mut sent_whole = std::collections::HashSet::new();
         let mut bytes = 0usize;
@@ -350,7 +352,7 @@ impl Store {
             })?;
             let creation =
                 automerge::Change::try_from(e.bytes.as_slice()).is_ok_and(|c| c.deps().is_empty());
-            if creation || whole.contains(&e.doc_id) {
+            if (creation || whole.contains(&e.doc_id)) && !one_by_one.contains(&e.doc_id) {
                 let (_, data) = self.export_document(&e.doc_id)?;
                 let mut st = self
                     .conn()
@@ -407,6 +409,115 @@ impl Store {
         Ok(())
     }
 
+    /// Returns a record to what the server holds after the server refused
+    /// some of its local changes: the refused changes, and every local
+    /// change built on them, leave the document, the outbox and the
+    /// projections; each is listed among the sync rejections with why. A
+    /// record whose creation was refused is removed.
+    ///
+    /// Called only with changes the server refused one by one: it refuses
+    /// a change item only when it does not have the change, so the changes
+    /// dropped are ones it never stored. (A record refused whole is first
+    /// sent change by change, `send_changes`, since the server may hold
+    /// some of its changes already.)
+    pub fn drop_refused(&mut self, doc_id: &str, refused: &[String]) -> Result<Vec<String>> {
+        use automerge::ChangeHash;
+        use std::collections::HashSet;
+        let Some((kind, doc)) = self.take_doc(doc_id)? else {
+            return Ok(Vec::new());
+        };
+        let mut dropped: HashSet<ChangeHash> =
+            refused.iter().filter_map(|h| h.parse().ok()).collect();
+        let all = doc.get_changes(&[]);
+        // Descendants of a dropped change are dropped; repeat until no
+        // change is added, whatever order the history lists them in.
+        loop {
+            let before = dropped.len();
+            for c in &all {
+                if !dropped.contains(&c.hash()) && c.deps().iter().any(|d| dropped.contains(d)) {
+                    dropped.insert(c.hash());
+                }
+            }
+            if dropped.len() == before {
+                break;
+            }
+        }
+        let keep: Vec<automerge::Change> = all
+            .iter()
+            .filter(|c| !dropped.contains(&c.hash()))
+            .map(|c| (*c).clone())
+            .collect();
+        let gone: Vec<String> = all
+            .iter()
+            .filter(|c| dropped.contains(&c.hash()))
+            .map(|c| c.hash().to_string())
+            .collect();
+        if gone.is_empty() {
+            self.put_back(doc_id, kind, doc);
+            return Ok(gone);
+        }
+        drop(all);
+        let mut rebuilt = Automerge::new().with_actor(self.actor.clone());
+        rebuilt
+            .apply_changes(keep)
+            .map_err(|e| StoreError::CorruptDocument {
+                id: doc_id.into(),
+                reason: e.to_string(),
+            })?;
+        let now = self.now();
+        let tx = self.conn_mut().transaction()?;
+        for h in &gone {
+            tx.execute(
+                "INSERT OR IGNORE INTO sync_rejections(hash, doc_id, code, message, at)
+                 VALUES (?1, ?2, 'forbidden', 'built on a change the server refused', ?3)",
+                params![h, doc_id, now],
+            )?;
+            tx.execute("DELETE FROM outbox WHERE hash = ?1", [h])?;
+        }
+        let empty = rebuilt.get_heads().is_empty();
+        if empty {
+            tx.execute("DELETE FROM doc_chunks WHERE doc_id = ?1", [doc_id])?;
+            tx.execute("DELETE FROM documents WHERE id = ?1", [doc_id])?;
+            projection::remove(&tx, doc_id, kind)?;
+        } else {
+            super::compact(&tx, doc_id, &rebuilt)?;
+            projection::refresh(&tx, doc_id, kind, &rebuilt)?;
+        }
+        tx.execute("DELETE FROM sync_send_whole WHERE doc_id = ?1", [doc_id])?;
+        tx.execute(
+            "DELETE FROM sync_send_changes WHERE doc_id = ?1 AND doc_id NOT IN (SELECT doc_id FROM outbox)",
+            [doc_id],
+        )?;
+        tx.commit()?;
+        if !empty {
+            self.put_back(doc_id, kind, rebuilt);
+        }
+        Ok(gone)
+    }
+
+    /// Records sent change by change (`send_changes`).
+    pub fn sent_change_by_change(&self) -> Result<std::collections::HashSet<String>> {
+        let mut st = self
+            .conn()
+            .prepare_cached("SELECT doc_id FROM sync_send_changes")?;
+        let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Marks a record to be sent change by change until its outbox is
+    /// empty: the server refused it whole, and each change must get a
+    /// verdict of its own.
+    pub fn send_changes(&mut self, doc_id: &str) -> Result<()> {
+        let tx = self.conn_mut().transaction()?;
+        tx.execute(
+            "INSERT OR IGNORE INTO sync_send_changes(doc_id) VALUES (?1)",
+            [doc_id],
+        )?;
+        tx.execute("DELETE FROM sync_send_whole WHERE doc_id = ?1", [doc_id])?;
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Marks a record to be sent whole next time (the server lacks its history).
     pub fn send_whole(&mut self, doc_id: &str) -> Result<()> {
         self.conn().execute(
@@ -420,9 +531,9 @@ impl Store {
     /// that no longer have queued changes.
     pub fn acknowledge_items(&mut self, hashes: &[String]) -> Result<usize> {
         let n = self.acknowledge(hashes)?;
-        self.conn().execute(
-            "DELETE FROM sync_send_whole WHERE doc_id NOT IN (SELECT doc_id FROM outbox)",
-            [],
+        self.conn().execute_batch(
+            "DELETE FROM sync_send_whole WHERE doc_id NOT IN (SELECT doc_id FROM outbox);
+             DELETE FROM sync_send_changes WHERE doc_id NOT IN (SELECT doc_id FROM outbox);",
         )?;
         Ok(n)
     }

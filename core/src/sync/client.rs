@@ -241,10 +241,23 @@ pub fn run<S: StoreAccess + ?Sized>(
                     continue;
                 };
                 let doc = o.item.doc_id_text();
-                if r.code == RejectCode::NeedDocument && o.item.kind == ItemKind::Change {
+                let one_by_one = s.sent_change_by_change()?.contains(&doc);
+                if r.code == RejectCode::NeedDocument
+                    && o.item.kind == ItemKind::Change
+                    && !one_by_one
+                {
                     s.send_whole(&doc)?;
+                } else if o.item.kind == ItemKind::Document && o.covers.len() > 1 {
+                    // The server may hold some of these changes already:
+                    // each gets its own verdict next round.
+                    s.send_changes(&doc)?;
                 } else {
+                    // Refused one by one (a change that needs history the
+                    // server refused is refused too): the server's version
+                    // stands, and the refused changes and those built on
+                    // them leave the record.
                     s.record_rejection(&doc, &o.covers, r.code.key(), &r.message)?;
+                    s.drop_refused(&doc, &o.covers)?;
                     summary
                         .rejected
                         .push((doc, r.code.key().into(), r.message.clone()));

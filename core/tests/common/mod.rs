@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 /// A village committee in Luanchuan county (栾川县).
-pub const VILLAGE: &str = "410324100201";
-pub const OTHER_COUNTY_VILLAGE: &str = "410322100201";
+pub const VILLAGE: &str = "410324101201";
+pub const OTHER_COUNTY_VILLAGE: &str = "410325101201";
 
 pub fn identity(user: &str, role: Role, device: &str) -> Identity {
     Identity {

@@ -49,7 +49,7 @@ fn new_site(store: &mut Store, seed: u64) -> Result<String, Box<dyn std::error::
     Ok(store.add_site(NewSite {
         kind: SiteKind::HouseholdToilet,
         name: format!("户厕 {seed}"),
-        village_code: "410324100201".into(),
+        village_code: "410324101201".into(),
         location: None,
         attributes: Default::default(),
     })?)

@@ -27,8 +27,8 @@ use fieldbook_core::sync::wire::Item;
 use fieldbook_server::storage::reports::{FindingRow, Reports, SiteRow};
 use fieldbook_server::storage::sqlite::SqliteStorage;
 use fieldbook_server::storage::{
-    AuditEntry, Counts, DeviceRecord, Outcome, Page, Result, Session, Storage, StorageError,
-    UserRecord,
+    Accounts, AuditEntry, AuditLine, AuditQuery, Counts, DeviceRecord, Identity, Outcome, Page,
+    Quarantined, Records, Result, Session, StorageError, UserRecord,
 };
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -122,7 +122,7 @@ impl Reports for CrashingStorage {
     }
 }
 
-impl Storage for CrashingStorage {
+impl Accounts for CrashingStorage {
     fn create_user(&self, user: &UserRecord) -> Result<()> {
         self.gate("create_user", || self.inner.create_user(user))
     }
@@ -131,6 +131,14 @@ impl Storage for CrashingStorage {
     }
     fn users(&self) -> Result<Vec<UserRecord>> {
         self.gate("users", || self.inner.users())
+    }
+    fn set_user_disabled(&self, name: &str, disabled: bool) -> Result<bool> {
+        self.gate("set_user_disabled", || {
+            self.inner.set_user_disabled(name, disabled)
+        })
+    }
+    fn set_password(&self, name: &str, password_hash: &str) -> Result<bool> {
+        self.gate("set_password", || self.inner.set_password(name, password_hash))
     }
     fn register_device(
         &self,
@@ -152,26 +160,47 @@ impl Storage for CrashingStorage {
     fn devices(&self) -> Result<Vec<DeviceRecord>> {
         self.gate("devices", || self.inner.devices())
     }
+    fn device(&self, id: &str) -> Result<Option<DeviceRecord>> {
+        self.gate("device", || self.inner.device(id))
+    }
     fn revoke_device(&self, device: &str) -> Result<bool> {
         self.gate("revoke_device", || self.inner.revoke_device(device))
     }
+    fn audit(&self, entry: &AuditEntry) -> Result<()> {
+        self.gate("audit", || self.inner.audit(entry))
+    }
+    fn audit_log(&self, q: &AuditQuery) -> Result<Vec<AuditLine>> {
+        self.gate("audit_log", || self.inner.audit_log(q))
+    }
+}
+
+impl Records for CrashingStorage {
     fn ingest(&self, session: &Session, items: &[Item], now: i64) -> Result<Vec<Outcome>> {
         self.gate("ingest", || self.inner.ingest(session, items, now))
     }
     fn pull(&self, session: &Session, cursor: u64, max_bytes: usize) -> Result<Page> {
         self.gate("pull", || self.inner.pull(session, cursor, max_bytes))
     }
-    fn import_sites(&self, sites: &[Site], by: &str, now: i64) -> Result<usize> {
-        self.gate("import_sites", || self.inner.import_sites(sites, by, now))
+    fn import_sites(&self, sites: &[Site], who: &Identity, now: i64) -> Result<usize> {
+        self.gate("import_sites", || self.inner.import_sites(sites, who, now))
     }
     fn photo_readable(&self, hash: &str, areas: &[String]) -> Result<bool> {
         self.gate("photo_readable", || self.inner.photo_readable(hash, areas))
     }
-    fn audit(&self, entry: &AuditEntry) -> Result<()> {
-        self.gate("audit", || self.inner.audit(entry))
+    fn photo_owned(&self, hash: &str, user: &str) -> Result<bool> {
+        self.gate("photo_owned", || self.inner.photo_owned(hash, user))
     }
-    fn audit_log(&self, limit: u32) -> Result<Vec<AuditEntry>> {
-        self.gate("audit_log", || self.inner.audit_log(limit))
+    fn add_photo_owner(&self, hash: &str, user: &str, now: i64) -> Result<()> {
+        self.gate("add_photo_owner", || self.inner.add_photo_owner(hash, user, now))
+    }
+    fn quarantine(&self, id: &str, reason: &str, by: &str, now: i64) -> Result<bool> {
+        self.gate("quarantine", || self.inner.quarantine(id, reason, by, now))
+    }
+    fn release(&self, id: &str) -> Result<bool> {
+        self.gate("release", || self.inner.release(id))
+    }
+    fn quarantined(&self) -> Result<Vec<Quarantined>> {
+        self.gate("quarantined", || self.inner.quarantined())
     }
     fn counts(&self) -> Result<Counts> {
         self.gate("counts", || self.inner.counts())

@@ -61,7 +61,8 @@ use fieldbook_core::store::{
 };
 use fieldbook_core::sync::http::LoginRequest;
 use fieldbook_core::sync::{SyncError, SyncOptions, TransportError};
-use fieldbook_server::storage::{Storage, UserRecord};
+use fieldbook_server::storage::UserRecord;
+use fieldbook_server::storage::prelude::*;
 use net::{Link, Net, Server};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::panic::AssertUnwindSafe;
@@ -71,7 +72,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 /// The county every user works in; all records lie in its villages.
 pub const COUNTY: &str = "410324";
-const VILLAGES: [&str; 2] = ["410324100201", "410324100202"];
+const VILLAGES: [&str; 2] = ["410324101201", "410324101202"];
 /// Password of every simulated user (hashed once per process).
 const PASSWORD: &str = "simulated password";
 /// Start of simulated time, Unix milliseconds (2026-06-01).
@@ -266,14 +267,20 @@ pub struct Inspection {
     /// Workflow events written (submit, review, comment).
     pub events: usize,
     pub photos: Vec<String>,
+    /// Phones that acted on it: only a record more than one device worked
+    /// on can have a change the server refuses.
+    pub devices: BTreeSet<usize>,
 }
 
 /// A finding the users raised.
 #[derive(Debug, Clone)]
 pub struct FindingModel {
     pub id: String,
-    /// Workflow events written (found, then each step).
+    /// Workflow events written (found, then each step), while no step of
+    /// it was refused as concurrent (`concurrent`).
     pub events: usize,
+    pub concurrent: bool,
+    pub devices: BTreeSet<usize>,
 }
 
 /// The simulation of one seed.
@@ -289,8 +296,13 @@ pub struct Sim {
     index: HashMap<String, usize>,
     pub findings: Vec<FindingModel>,
     finding_index: HashMap<String, usize>,
-    /// Every change hash any phone's outbox ever held, by record id.
+    /// Every change hash any phone's outbox ever held, by record id, but
+    /// those the server refused.
     pub ledger: BTreeMap<String, BTreeSet<String>>,
+    /// Changes the server refused because another device acted on the
+    /// record first (two desks reviewing one submission, an edit arriving
+    /// after the approval); the refusing phone dropped them.
+    pub refused: BTreeSet<String>,
     pub syncs: u64,
     pub phone_crashes: u64,
     pub relogins: u64,
@@ -338,6 +350,7 @@ impl Sim {
                     role: *role,
                     areas: vec![COUNTY.into()],
                     created_at: EPOCH_MS,
+                    disabled: false,
                 })
                 .map_err(|e| format!("user {name}: {e}"))?;
         }
@@ -397,6 +410,7 @@ impl Sim {
             findings: Vec::new(),
             finding_index: HashMap::new(),
             ledger: BTreeMap::new(),
+            refused: BTreeSet::new(),
             syncs: 0,
             phone_crashes: 0,
             relogins: 0,
@@ -481,6 +495,7 @@ impl Sim {
                 let (id, rev) = (pick.id.clone(), pick.revision);
                 let i = self.known(&id)?;
                 let ins = &mut self.inspections[i];
+                ins.devices.insert(p);
                 if (ins.status, ins.revision) != (InspectionStatus::Submitted, rev) {
                     // Another desk reviewed it, or the inspector moved on.
                     ins.concurrent = true;
@@ -521,6 +536,7 @@ impl Sim {
             let (id, _, _) =
                 own_editable[self.rng.below(own_editable.len() as u64) as usize].clone();
             let i = self.known(&id)?;
+            self.inspections[i].devices.insert(p);
             let v = ["satisfied", "mostly_satisfied", "dissatisfied"][self.rng.below(3) as usize];
             self.phones[p]
                 .db()
@@ -536,6 +552,7 @@ impl Sim {
                 .submit(&id)
                 .map_err(|e| format!("p{p} submit r{i}: {e}"))?;
             let ins = &mut self.inspections[i];
+            ins.devices.insert(p);
             if (ins.status, ins.revision) != (status, rev) {
                 ins.concurrent = true;
             }
@@ -589,6 +606,7 @@ impl Sim {
                 .advance_finding(&id, action)
                 .map_err(|e| format!("p{p} {} f{n}: {e}", kind.key()))?;
             self.findings[n].events += 1;
+            self.findings[n].devices.insert(p);
             self.trace(format!("p{p} {} f{n}", kind.key()));
             return Ok(());
         }
@@ -609,7 +627,12 @@ impl Sim {
             .map_err(|e| format!("p{p} raise a finding on r{i}: {e}"))?;
         let n = self.findings.len();
         self.finding_index.insert(id.clone(), n);
-        self.findings.push(FindingModel { id, events: 1 });
+        self.findings.push(FindingModel {
+            id,
+            events: 1,
+            concurrent: false,
+            devices: BTreeSet::from([p]),
+        });
         self.trace(format!("p{p} raises f{n} on r{i}"));
         Ok(())
     }
@@ -634,6 +657,7 @@ impl Sim {
             .id
             .clone();
         let i = self.known(&id)?;
+        self.inspections[i].devices.insert(p);
         self.phones[p]
             .db()
             .comment(&id, &format!("备注 {step}"))
@@ -688,10 +712,53 @@ impl Sim {
             concurrent: false,
             events: 0,
             photos,
+            devices: BTreeSet::from([p]),
         });
         self.trace(format!(
             "p{p} inspects new site s{n} as r{i} (photos {a}, {b})"
         ));
+        Ok(())
+    }
+
+    /// Takes in the changes the server refused phone `p`: each must be a
+    /// workflow conflict on a record more than one device worked on. The
+    /// record is then known to be concurrent, and the refused changes (which
+    /// the phone dropped) leave the ledger.
+    fn absorb_refusals(&mut self, p: usize) -> Result<(), String> {
+        let rejections = self.phones[p]
+            .db()
+            .sync_rejections()
+            .map_err(|e| e.to_string())?;
+        for r in rejections {
+            if self.refused.contains(&r.hash) {
+                continue;
+            }
+            let conflict = matches!(r.code.as_str(), "forbidden" | "invalid" | "need_document");
+            let devices = if let Some(&i) = self.index.get(&r.doc_id) {
+                self.inspections[i].concurrent = true;
+                self.inspections[i].devices.len()
+            } else if let Some(&n) = self.finding_index.get(&r.doc_id) {
+                self.findings[n].concurrent = true;
+                self.findings[n].devices.len()
+            } else {
+                0
+            };
+            if !conflict || devices < 2 {
+                return Err(format!(
+                    "p{p}: the server refused a change no other device competed with: {r:?}"
+                ));
+            }
+            if let Some(l) = self.ledger.get_mut(&r.doc_id) {
+                l.remove(&r.hash);
+            }
+            self.trace(format!(
+                "p{p}: the server refused {} of {}: {}",
+                &r.hash[..8],
+                r.doc_id,
+                r.message
+            ));
+            self.refused.insert(r.hash);
+        }
         Ok(())
     }
 
@@ -707,6 +774,7 @@ impl Sim {
         let mut link = Link {
             net: &mut self.net,
             phone: p,
+            name: phone.user.clone(),
             token: None,
             broken: None,
             user: None,
@@ -778,6 +846,7 @@ impl Sim {
         let mut link = Link {
             net: &mut self.net,
             phone: p,
+            name: phone.user.clone(),
             token: phone.token.clone(),
             broken: None,
             user: faults.then_some((&phone.store, phone.user.as_str())),
@@ -792,8 +861,10 @@ impl Sim {
             return Err(b);
         }
         let edits = std::mem::take(&mut link.edits);
+        drop(link);
         for e in edits {
             let i = self.known(&e.inspection)?;
+            self.inspections[i].devices.insert(p);
             if e.comment {
                 self.inspections[i].events += 1;
             }
@@ -805,6 +876,8 @@ impl Sim {
                 if e.comment { "commented on" } else { "edited" }
             ));
         }
+        // Refusals are on the phone's record whatever became of the run.
+        self.absorb_refusals(p)?;
         match r {
             Err(payload) if payload.is::<PhoneCrash>() => {
                 self.phone_crashes += 1;
@@ -816,9 +889,6 @@ impl Sim {
             }
             Err(payload) => std::panic::resume_unwind(payload),
             Ok(Ok(s)) => {
-                if !s.rejected.is_empty() {
-                    return Err(format!("p{p}: the server rejected {:?}", s.rejected));
-                }
                 let m = Movement {
                     up: s.progress.records_up,
                     down: s.progress.records_down,

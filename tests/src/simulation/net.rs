@@ -106,11 +106,8 @@ impl Server {
     }
 
     /// The bytes of an unfinished upload, where the server keeps them.
-    pub fn partial_upload(&self, hash: &str) -> PathBuf {
-        self.dir
-            .join("photos")
-            .join("partial")
-            .join(format!("{hash}.part"))
+    pub fn partial_upload(&self, user: &str, hash: &str) -> Result<PathBuf, String> {
+        Ok(self.state()?.photos.part_path(user, hash))
     }
 
     pub fn storage(&self) -> Result<&CrashingStorage, String> {
@@ -511,6 +508,8 @@ fn check_status(r: &Reply) -> Result<(), TransportError> {
 pub struct Link<'a> {
     pub net: &'a mut Net,
     pub phone: usize,
+    /// The phone's user, whose uploads these are.
+    pub name: String,
     pub token: Option<String>,
     /// A harness failure (not a network fault) seen inside a transport
     /// call, reported after the sync returns.
@@ -655,7 +654,13 @@ impl PhotoTransport for Link<'_> {
     fn create(&mut self, hash: &str, length: u64) -> Result<(), TransportError> {
         let r = self.call(Call::Create(hash.to_owned(), length))?;
         check_status(&r)?;
-        let part = self.net.server.partial_upload(hash);
+        let part = match self.net.server.partial_upload(&self.name, hash) {
+            Ok(p) => p,
+            Err(e) => {
+                self.broken.get_or_insert(e);
+                return Err(TransportError::Unreachable("harness failure".into()));
+            }
+        };
         let empty = std::fs::metadata(&part).is_ok_and(|m| m.len() == 0);
         let forced = std::mem::take(&mut self.net.forced_create_crash);
         if empty
@@ -728,7 +733,13 @@ impl PhotoTransport for Link<'_> {
                 } else {
                     1 + self.net.rng.below(piece.len() as u64) as usize
                 };
-                let part = self.net.server.partial_upload(hash);
+                let part = match self.net.server.partial_upload(&self.name, hash) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        self.broken.get_or_insert(e);
+                        return Err(TransportError::Unreachable("harness failure".into()));
+                    }
+                };
                 let wrote = part.exists()
                     && std::fs::OpenOptions::new()
                         .append(true)

@@ -1,0 +1,422 @@
+//! The admin API under `/v1/admin/`: users, devices, the site registry and
+//! the audit log, each inside the administrator's areas.
+//!
+//! An administrator sees and manages only users whose every area lies
+//! inside their own, hands out only areas they hold, and imports only
+//! sites inside them (where a site is and where it would move to). The
+//! whole deployment's things — users of any area, the audit lines of
+//! unknown names and of the command line, `*` itself — belong to
+//! administrators whose area is `*`. Every refusal is written to the audit
+//! log.
+
+use crate::app::{AppState, Auth, CSV_BYTES_MAX, JSON_BYTES_MAX, json_body, read_body};
+use crate::auth;
+use crate::error::AppError;
+use crate::storage::{AuditQuery, Identity, Session, Storage, UserRecord};
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use fieldbook_core::model::Role;
+use fieldbook_core::model::limits::USER_CHARS_MAX;
+use fieldbook_core::policy::WHOLE_DEPLOYMENT;
+use serde::{Deserialize, Serialize};
+
+/// Audit lines per page at most.
+pub const AUDIT_PAGE_MAX: u32 = 1000;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/admin/users", get(list_users).post(create_user))
+        .route("/v1/admin/users/{name}/disable", post(disable_user))
+        .route("/v1/admin/users/{name}/enable", post(enable_user))
+        .route("/v1/admin/users/{name}/password", post(reset_password))
+        .route("/v1/admin/devices", get(list_devices))
+        .route("/v1/admin/devices/{id}/revoke", post(revoke_device))
+        .route("/v1/admin/sites", post(import_sites))
+        .route("/v1/admin/audit", get(audit_log))
+}
+
+/// A user as the admin API shows it (never the password hash).
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct UserInfo {
+    pub name: String,
+    pub role: String,
+    pub areas: Vec<String>,
+    #[serde(default)]
+    pub disabled: bool,
+}
+
+/// `POST /v1/admin/users`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct NewUser {
+    pub name: String,
+    pub password: String,
+    pub role: String,
+    pub areas: Vec<String>,
+}
+
+/// Validates and stores a new user (the HTTP API and the CLI). `by` is the
+/// administrator creating it; `None` is the operator at the server's
+/// command line, who holds the whole deployment.
+pub fn create_user_record(
+    storage: &dyn Storage,
+    u: &NewUser,
+    by: Option<&Identity>,
+    now: i64,
+) -> Result<(), AppError> {
+    let role = Role::from_key(&u.role).ok_or_else(|| {
+        AppError::BadRequest(format!(
+            "unknown role {:?}; use inspector, supervisor, county_office or admin",
+            u.role
+        ))
+    })?;
+    if u.name.trim().is_empty()
+        || u.name.chars().count() > USER_CHARS_MAX
+        || u.name.contains(char::is_whitespace)
+        || u.name.chars().any(char::is_control)
+    {
+        return Err(AppError::BadRequest(format!(
+            "user name must be 1–{USER_CHARS_MAX} characters without spaces"
+        )));
+    }
+    if u.areas.is_empty() {
+        return Err(AppError::BadRequest(
+            "give at least one area (division-code prefix)".into(),
+        ));
+    }
+    for a in &u.areas {
+        if a == WHOLE_DEPLOYMENT {
+            if role != Role::Admin {
+                return Err(AppError::BadRequest(
+                    "only an administrator's area may be * (the whole deployment)".into(),
+                ));
+            }
+        } else if a.is_empty() || a.len() > 12 || !a.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(AppError::BadRequest(format!(
+                "area {a:?} is not a division-code prefix"
+            )));
+        }
+        if let Some(admin) = by
+            && !admin.contains_area(a)
+        {
+            return Err(AppError::Forbidden(format!(
+                "area {a} is outside administrator {}'s areas",
+                admin.user
+            )));
+        }
+    }
+    let password_hash = auth::hash_password(&u.password).map_err(AppError::BadRequest)?;
+    storage.create_user(&UserRecord {
+        name: u.name.clone(),
+        password_hash,
+        role,
+        areas: u.areas.clone(),
+        created_at: now,
+        disabled: false,
+    })?;
+    Ok(())
+}
+
+async fn admin(st: &AppState, s: &Session, what: &str) -> Result<(), AppError> {
+    st.require(s, &[Role::Admin], what).await
+}
+
+/// A user the administrator may manage, or a 403 (audited) / 404.
+async fn managed_user(st: &AppState, s: &Session, name: &str) -> Result<UserRecord, AppError> {
+    let n = name.to_owned();
+    let user = st.db(move |db| db.user(&n)).await?;
+    match user {
+        Some(u) if u.within(&s.pusher) => Ok(u),
+        Some(_) => Err(st
+            .forbid(s, format!("user {name} has areas outside yours"))
+            .await),
+        None => Err(AppError::NotFound(format!("no user {name}"))),
+    }
+}
+
+async fn create_user(
+    State(st): State<AppState>,
+    Auth(s): Auth,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, Json<UserInfo>), AppError> {
+    admin(&st, &s, "manage users").await?;
+    let body = read_body(&st, &headers, body, JSON_BYTES_MAX).await?;
+    let u: NewUser = json_body(&body.bytes)?;
+    let now = st.now();
+    let storage = st.storage.clone();
+    let info = UserInfo {
+        name: u.name.clone(),
+        role: u.role.clone(),
+        areas: u.areas.clone(),
+        disabled: false,
+    };
+    let by = s.pusher.clone();
+    let made = tokio::task::spawn_blocking(move || {
+        create_user_record(storage.as_ref(), &u, Some(&by), now)
+    })
+    .await
+    .map_err(|e| AppError::Internal(e.to_string()))?;
+    if let Err(AppError::Forbidden(m)) = made {
+        return Err(st.forbid(&s, m).await);
+    }
+    made?;
+    st.audit(
+        &s.pusher.user,
+        Some(&s.pusher.device),
+        "user_created",
+        format!("{} ({}) in {}", info.name, info.role, info.areas.join(",")),
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(info)))
+}
+
+async fn list_users(
+    State(st): State<AppState>,
+    Auth(s): Auth,
+) -> Result<Json<Vec<UserInfo>>, AppError> {
+    admin(&st, &s, "list users").await?;
+    let users = st.db(|s| s.users()).await?;
+    Ok(Json(
+        users
+            .into_iter()
+            .filter(|u| u.within(&s.pusher))
+            .map(|u| UserInfo {
+                name: u.name,
+                role: u.role.key().into(),
+                areas: u.areas,
+                disabled: u.disabled,
+            })
+            .collect(),
+    ))
+}
+
+async fn set_disabled(st: AppState, s: Session, name: String, disabled: bool) -> Result<StatusCode, AppError> {
+    admin(&st, &s, "disable or enable users").await?;
+    managed_user(&st, &s, &name).await?;
+    if disabled && name == s.pusher.user {
+        return Err(AppError::BadRequest(
+            "an administrator cannot disable their own account".into(),
+        ));
+    }
+    let n = name.clone();
+    st.db(move |db| db.set_user_disabled(&n, disabled)).await?;
+    let action = if disabled { "user_disabled" } else { "user_enabled" };
+    st.audit(&s.pusher.user, Some(&s.pusher.device), action, name)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn disable_user(
+    State(st): State<AppState>,
+    Auth(s): Auth,
+    Path(name): Path<String>,
+) -> Result<StatusCode, AppError> {
+    set_disabled(st, s, name, true).await
+}
+
+async fn enable_user(
+    State(st): State<AppState>,
+    Auth(s): Auth,
+    Path(name): Path<String>,
+) -> Result<StatusCode, AppError> {
+    set_disabled(st, s, name, false).await
+}
+
+/// `POST /v1/admin/users/{name}/password`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct NewPassword {
+    pub password: String,
+}
+
+async fn reset_password(
+    State(st): State<AppState>,
+    Auth(s): Auth,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<StatusCode, AppError> {
+    admin(&st, &s, "reset passwords").await?;
+    managed_user(&st, &s, &name).await?;
+    let body = read_body(&st, &headers, body, JSON_BYTES_MAX).await?;
+    let p: NewPassword = json_body(&body.bytes)?;
+    let hash = tokio::task::spawn_blocking(move || auth::hash_password(&p.password))
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))?
+        .map_err(AppError::BadRequest)?;
+    let n = name.clone();
+    st.db(move |db| db.set_password(&n, &hash)).await?;
+    st.audit(&s.pusher.user, Some(&s.pusher.device), "password_reset", name)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A device as the admin API shows it.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DeviceInfo {
+    pub id: String,
+    pub user: String,
+    pub registered_at: i64,
+    pub last_seen: Option<i64>,
+    pub revoked: bool,
+}
+
+async fn list_devices(
+    State(st): State<AppState>,
+    Auth(s): Auth,
+) -> Result<Json<Vec<DeviceInfo>>, AppError> {
+    admin(&st, &s, "list devices").await?;
+    let (users, devices) = st.db(|db| Ok((db.users()?, db.devices()?))).await?;
+    let mine: std::collections::HashSet<String> = users
+        .into_iter()
+        .filter(|u| u.within(&s.pusher))
+        .map(|u| u.name)
+        .collect();
+    Ok(Json(
+        devices
+            .into_iter()
+            .filter(|d| mine.contains(&d.user))
+            .map(|d| DeviceInfo {
+                id: d.id,
+                user: d.user,
+                registered_at: d.registered_at,
+                last_seen: d.last_seen,
+                revoked: d.revoked,
+            })
+            .collect(),
+    ))
+}
+
+async fn revoke_device(
+    State(st): State<AppState>,
+    Auth(s): Auth,
+    Path(id): Path<String>,
+) -> Result<StatusCode, AppError> {
+    admin(&st, &s, "revoke devices").await?;
+    let id2 = id.clone();
+    let Some(device) = st.db(move |db| db.device(&id2)).await? else {
+        return Err(AppError::NotFound(format!("no device {id}")));
+    };
+    managed_user(&st, &s, &device.user).await?;
+    let id2 = id.clone();
+    st.db(move |db| db.revoke_device(&id2)).await?;
+    st.audit(&s.pusher.user, Some(&s.pusher.device), "device_revoked", id)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /v1/admin/sites` answer.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ImportResult {
+    pub rows: usize,
+    /// Sites created or changed; unchanged rows are not written again.
+    pub written: usize,
+}
+
+async fn import_sites(
+    State(st): State<AppState>,
+    Auth(s): Auth,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<ImportResult>, AppError> {
+    admin(&st, &s, "import the site registry").await?;
+    let body = read_body(&st, &headers, body, CSV_BYTES_MAX).await?;
+    let now = st.now();
+    let sites = crate::registry::parse(&body.bytes, &s.pusher.user, now)
+        .map_err(|p| AppError::BadRequest(p.join("\n")))?;
+    drop(body);
+    let rows = sites.len();
+    let who = s.pusher.clone();
+    let written = match st.db(move |db| db.import_sites(&sites, &who, now)).await {
+        Err(AppError::Forbidden(m)) => return Err(st.forbid(&s, m).await),
+        other => other?,
+    };
+    st.audit(
+        &s.pusher.user,
+        Some(&s.pusher.device),
+        "sites_imported",
+        format!("{rows} rows, {written} written"),
+    )
+    .await?;
+    Ok(Json(ImportResult { rows, written }))
+}
+
+/// An audit line as the admin API shows it.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct AuditInfo {
+    pub id: i64,
+    pub at: i64,
+    pub user: String,
+    pub device: Option<String>,
+    pub action: String,
+    pub detail: String,
+    /// How many times the line happened (repeats within ten minutes are
+    /// counted on one line), and when last.
+    pub count: u64,
+    pub last_at: i64,
+}
+
+/// `GET /v1/admin/audit` answer: a page, newest first.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct AuditPage {
+    pub entries: Vec<AuditInfo>,
+    /// Pass as `before` for the next (older) page; absent on the last.
+    pub next_before: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditParams {
+    before: Option<i64>,
+    limit: Option<u32>,
+}
+
+async fn audit_log(
+    State(st): State<AppState>,
+    Auth(s): Auth,
+    Query(q): Query<AuditParams>,
+) -> Result<Json<AuditPage>, AppError> {
+    admin(&st, &s, "read the audit log").await?;
+    let limit = q.limit.unwrap_or(200).clamp(1, AUDIT_PAGE_MAX);
+    // A scoped administrator reads the lines of the users they manage; the
+    // rest (other areas, unknown names, the command line) are the whole
+    // deployment's.
+    let users = if s.pusher.whole_deployment() {
+        None
+    } else {
+        let all = st.db(|db| db.users()).await?;
+        Some(
+            all.into_iter()
+                .filter(|u| u.within(&s.pusher))
+                .map(|u| u.name)
+                .collect(),
+        )
+    };
+    let query = AuditQuery {
+        before: q.before,
+        limit,
+        users,
+    };
+    let lines = st.db(move |db| db.audit_log(&query)).await?;
+    let next_before = (lines.len() == limit as usize)
+        .then(|| lines.last().map(|l| l.id))
+        .flatten();
+    Ok(Json(AuditPage {
+        entries: lines
+            .into_iter()
+            .map(|l| AuditInfo {
+                id: l.id,
+                at: l.entry.at,
+                user: l.entry.user,
+                device: l.entry.device,
+                action: l.entry.action,
+                detail: l.entry.detail,
+                count: l.count,
+                last_at: l.last_at,
+            })
+            .collect(),
+        next_before,
+    }))
+}

@@ -1,0 +1,233 @@
+//! `POST /v1/login`: a password checked, a device registered, a token
+//! issued — and password guessing made slow and quiet.
+//!
+//! - Every field is bounded before anything else happens.
+//! - Failures back off per user name and per client address: a few free
+//!   tries, then each further failure doubles the wait (429 with
+//!   `Retry-After`), up to [`BACKOFF_MAX_S`]. A success clears the user's
+//!   count.
+//! - An unknown user costs the same argon2 check as a known one, so the
+//!   answer's timing does not tell which names exist.
+//! - Failures are written to the audit log, where repeats of one line are
+//!   counted on it, not stored again.
+//! - A disabled account is refused even with the right password.
+//!
+//! The failure counts live in this process: with several replicas each
+//! keeps its own, which slows guessing per replica.
+
+use crate::app::{AppState, JSON_BYTES_MAX, json_body, read_body};
+use crate::auth;
+use crate::error::AppError;
+use crate::metrics::Metrics;
+use axum::Json;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use fieldbook_core::model::limits::{DEVICE_CHARS_MAX, USER_CHARS_MAX};
+use fieldbook_core::sync::http::{LoginRequest, LoginResponse};
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// Failures a user name may have before backoff starts.
+pub const FREE_FAILURES_PER_USER: u32 = 5;
+/// Failures an address may have before backoff starts (a township office
+/// shares one address among many users).
+pub const FREE_FAILURES_PER_ADDRESS: u32 = 30;
+/// Longest wait backoff imposes, seconds.
+pub const BACKOFF_MAX_S: u64 = 15 * 60;
+/// Longest password accepted, bytes (argon2 hashes any length; a megabyte
+/// password only costs the server).
+pub const PASSWORD_BYTES_MAX: usize = 1024;
+/// Counters kept at most; the oldest are forgotten first.
+const KEYS_MAX: usize = 50_000;
+
+#[derive(Debug, Clone, Copy)]
+struct Failures {
+    count: u32,
+    last_ms: i64,
+}
+
+/// Failed logins per key (`user:NAME`, `addr:IP`).
+#[derive(Default)]
+pub struct Limiter {
+    keys: Mutex<HashMap<String, Failures>>,
+}
+
+impl Limiter {
+    fn wait_s(f: &Failures, free: u32, now: i64) -> Option<u64> {
+        let over = f.count.checked_sub(free).filter(|&o| o > 0)?;
+        let wait = 1u64.checked_shl(over.min(20)).unwrap_or(u64::MAX).min(BACKOFF_MAX_S);
+        let until = f.last_ms.saturating_add((wait * 1000) as i64);
+        (until > now).then(|| ((until - now) as u64).div_ceil(1000))
+    }
+
+    /// Seconds to wait before `keys` may try again, if any must.
+    pub fn check(&self, keys: &[(String, u32)], now: i64) -> Option<u64> {
+        let map = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        keys.iter()
+            .filter_map(|(k, free)| map.get(k).and_then(|f| Self::wait_s(f, *free, now)))
+            .max()
+    }
+
+    pub fn fail(&self, keys: &[(String, u32)], now: i64) {
+        let mut map = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= KEYS_MAX {
+            // Forget counters idle for longer than the longest backoff;
+            // if none are, the oldest half.
+            let horizon = now - (BACKOFF_MAX_S as i64) * 2000;
+            map.retain(|_, f| f.last_ms > horizon);
+            if map.len() >= KEYS_MAX {
+                let mut ages: Vec<i64> = map.values().map(|f| f.last_ms).collect();
+                ages.sort_unstable();
+                let cut = ages[ages.len() / 2];
+                map.retain(|_, f| f.last_ms > cut);
+            }
+        }
+        for (k, _) in keys {
+            let f = map.entry(k.clone()).or_insert(Failures {
+                count: 0,
+                last_ms: now,
+            });
+            f.count = f.count.saturating_add(1);
+            f.last_ms = now;
+        }
+    }
+
+    pub fn succeed(&self, key: &str) {
+        self.keys
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key);
+    }
+}
+
+fn bounded(what: &str, s: &str, max: usize) -> Result<(), AppError> {
+    if s.trim().is_empty() || !fieldbook_core::model::limits::fits(s, max) {
+        return Err(AppError::BadRequest(format!(
+            "{what} must be 1 to {max} characters"
+        )));
+    }
+    Ok(())
+}
+
+pub async fn login(
+    State(st): State<AppState>,
+    req_parts: axum::extract::Request,
+) -> Result<Json<LoginResponse>, AppError> {
+    let peer = crate::listen::peer(req_parts.extensions());
+    let (parts, body): (axum::http::request::Parts, Body) = req_parts.into_parts();
+    let headers: HeaderMap = parts.headers;
+    let body = read_body(&st, &headers, body, JSON_BYTES_MAX).await?;
+    let req: LoginRequest = json_body(&body.bytes)?;
+    drop(body);
+    bounded("user name", &req.username, USER_CHARS_MAX)?;
+    bounded("device id", &req.device, DEVICE_CHARS_MAX)?;
+    if req.password.len() > PASSWORD_BYTES_MAX {
+        return Err(AppError::BadRequest(format!(
+            "a password is at most {PASSWORD_BYTES_MAX} bytes"
+        )));
+    }
+    if req.actor.len() != 32 || !req.actor.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(AppError::BadRequest("actor must be 32 hex digits".into()));
+    }
+    let user_key = format!("user:{}", req.username);
+    let mut keys = vec![(user_key.clone(), FREE_FAILURES_PER_USER)];
+    if let Some(p) = peer {
+        keys.push((format!("addr:{}", p.ip()), FREE_FAILURES_PER_ADDRESS));
+    }
+    let now = st.now();
+    if let Some(wait) = st.logins.check(&keys, now) {
+        return Err(AppError::TooManyRequests {
+            message: format!("too many failed logins; try again in {wait} s"),
+            retry_after_s: wait,
+        });
+    }
+    let name = req.username.clone();
+    let user = st.db(move |s| s.user(&name)).await?;
+    // An unknown user is checked against a dummy hash, so that both answers
+    // take one argon2 check.
+    let hash = user
+        .as_ref()
+        .map_or_else(|| auth::dummy_hash().to_owned(), |u| u.password_hash.clone());
+    let password = req.password.clone();
+    let ok = {
+        let _permit = st
+            .password_checks
+            .acquire()
+            .await
+            .map_err(|e| AppError::Internal(e.to_string()))?;
+        tokio::task::spawn_blocking(move || auth::verify_password(&password, &hash))
+            .await
+            .unwrap_or(false)
+    };
+    let Some(user) = user.filter(|_| ok) else {
+        st.logins.fail(&keys, now);
+        Metrics::add(&st.metrics.login_failures, 1);
+        st.audit(
+            &req.username,
+            Some(&req.device),
+            "login_failed",
+            peer.map(|p| format!("from {}", p.ip())).unwrap_or_default(),
+        )
+        .await?;
+        return Err(AppError::Unauthorized("wrong user name or password".into()));
+    };
+    st.logins.succeed(&user_key);
+    if user.disabled {
+        st.audit(&user.name, Some(&req.device), "login_disabled", String::new())
+            .await?;
+        return Err(AppError::Forbidden(
+            "this account is disabled; ask an administrator".into(),
+        ));
+    }
+    let (token, hash) = auth::new_token().map_err(AppError::Internal)?;
+    let expires_at = now + auth::TOKEN_TTL_MS;
+    let (u, d, a) = (
+        user.name.clone(),
+        req.device.clone(),
+        req.actor.to_ascii_lowercase(),
+    );
+    st.db(move |s| s.register_device(&u, &d, &a, &hash, expires_at, now))
+        .await?;
+    Metrics::add(&st.metrics.logins, 1);
+    st.audit(
+        &user.name,
+        Some(&req.device),
+        "login",
+        format!("actor {}", req.actor),
+    )
+    .await?;
+    Ok(Json(LoginResponse {
+        token,
+        expires_at,
+        user: user.name,
+        role: user.role.key().into(),
+        areas: user.areas,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_after_the_free_tries_and_a_success_clears_it() {
+        let l = Limiter::default();
+        let keys = [("user:a".to_owned(), 2)];
+        let t = 1_000_000;
+        l.fail(&keys, t);
+        l.fail(&keys, t);
+        assert_eq!(l.check(&keys, t), None, "two free failures");
+        l.fail(&keys, t);
+        assert_eq!(l.check(&keys, t), Some(2));
+        l.fail(&keys, t);
+        assert_eq!(l.check(&keys, t), Some(4));
+        assert_eq!(l.check(&keys, t + 4_000), None);
+        for _ in 0..40 {
+            l.fail(&keys, t);
+        }
+        assert_eq!(l.check(&keys, t), Some(BACKOFF_MAX_S));
+        l.succeed("user:a");
+        assert_eq!(l.check(&keys, t), None);
+    }
+}
