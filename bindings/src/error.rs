@@ -2,9 +2,9 @@
 //! Every message is safe to show to the user: it names the record, field
 //! or limit at fault, never a file path of the server or a stack.
 
-use fieldbook_core::policy::RefusalCode;
 use crate::types::{FieldProblem, Language};
 use fieldbook_core::photo::PhotoError;
+use fieldbook_core::policy::RefusalCode;
 use fieldbook_core::session::SessionError;
 use fieldbook_core::store::StoreError;
 use fieldbook_core::sync::{SyncError, TransportError};

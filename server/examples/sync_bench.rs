@@ -168,6 +168,7 @@ fn main() {
         seed: 9001,
         admin: "admin".into(),
         patience: 60,
+        admin_password: None,
     };
     let plan = sim::provision(&one).unwrap();
     let mut phone = sim::prepare_phone(&plan, &one, 0).unwrap();
@@ -190,6 +191,7 @@ fn main() {
         seed: 9002,
         admin: "admin".into(),
         patience: 120,
+        admin_password: None,
     };
     let t0 = Instant::now();
     let plan = sim::provision(&many).unwrap();

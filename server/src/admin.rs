@@ -4,9 +4,9 @@
 //! the audit log as by `cli`.
 
 use anyhow::{Context, Result, bail};
-use fieldbook_server::app::{NewUser, create_user_record};
 use fieldbook_core::model::Role;
 use fieldbook_core::policy::WHOLE_DEPLOYMENT;
+use fieldbook_server::app::{NewUser, create_user_record};
 use fieldbook_server::storage::{Accounts, AuditEntry, Identity, Records};
 use std::io::Read;
 use std::path::PathBuf;
@@ -139,7 +139,10 @@ pub fn run(args: Args) -> Result<()> {
                 now(),
             )
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-            audit("user_created", format!("{name} ({role}) in {}", areas.join(",")))?;
+            audit(
+                "user_created",
+                format!("{name} ({role}) in {}", areas.join(",")),
+            )?;
             println!("user {name} added");
         }
         What::User(UserCmd::List) => {
@@ -198,7 +201,11 @@ pub fn run(args: Args) -> Result<()> {
             let written = storage.import_sites(&sites, &operator(), now())?;
             audit(
                 "sites_imported",
-                format!("{}: {} rows, {written} written", file.display(), sites.len()),
+                format!(
+                    "{}: {} rows, {written} written",
+                    file.display(),
+                    sites.len()
+                ),
             )?;
             println!("{} rows, {written} sites new or changed", sites.len());
         }

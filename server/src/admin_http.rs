@@ -193,7 +193,12 @@ async fn list_users(
     ))
 }
 
-async fn set_disabled(st: AppState, s: Session, name: String, disabled: bool) -> Result<StatusCode, AppError> {
+async fn set_disabled(
+    st: AppState,
+    s: Session,
+    name: String,
+    disabled: bool,
+) -> Result<StatusCode, AppError> {
     admin(&st, &s, "disable or enable users").await?;
     managed_user(&st, &s, &name).await?;
     if disabled && name == s.pusher.user {
@@ -203,7 +208,11 @@ async fn set_disabled(st: AppState, s: Session, name: String, disabled: bool) ->
     }
     let n = name.clone();
     st.db(move |db| db.set_user_disabled(&n, disabled)).await?;
-    let action = if disabled { "user_disabled" } else { "user_enabled" };
+    let action = if disabled {
+        "user_disabled"
+    } else {
+        "user_enabled"
+    };
     st.audit(&s.pusher.user, Some(&s.pusher.device), action, name)
         .await?;
     Ok(StatusCode::NO_CONTENT)
@@ -248,8 +257,13 @@ async fn reset_password(
         .map_err(AppError::BadRequest)?;
     let n = name.clone();
     st.db(move |db| db.set_password(&n, &hash)).await?;
-    st.audit(&s.pusher.user, Some(&s.pusher.device), "password_reset", name)
-        .await?;
+    st.audit(
+        &s.pusher.user,
+        Some(&s.pusher.device),
+        "password_reset",
+        name,
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

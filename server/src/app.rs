@@ -18,13 +18,13 @@ use crate::auth;
 use crate::error::AppError;
 use crate::metrics::Metrics;
 use crate::storage::{AuditEntry, Outcome, Session, Storage};
+use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::Router;
 use fieldbook_core::model::Role;
 use fieldbook_core::sync::http::SYNC_CONTENT_TYPE;
 use fieldbook_core::sync::wire::{self, SyncRequest, SyncResponse, WireError};
@@ -81,6 +81,11 @@ pub struct AppState {
     pub export_slots: Arc<Semaphore>,
     /// Failed logins per user and per address, for backoff.
     pub logins: Arc<crate::login::Limiter>,
+    /// How long a body waits for room in `body_budget`
+    /// ([`BODY_BUDGET_WAIT`]).
+    pub body_budget_wait: Duration,
+    /// Longest pause between two chunks of a body ([`BODY_IDLE_TIMEOUT`]).
+    pub body_idle_timeout: Duration,
 }
 
 /// Sync requests worked on at once: two per core keeps one checking or
@@ -107,6 +112,8 @@ impl AppState {
             body_budget: Arc::new(Semaphore::new(BODY_BYTES_IN_FLIGHT_MAX)),
             export_slots: Arc::new(Semaphore::new(EXPORTS_AT_ONCE)),
             logins: Arc::new(crate::login::Limiter::default()),
+            body_budget_wait: BODY_BUDGET_WAIT,
+            body_idle_timeout: BODY_IDLE_TIMEOUT,
         })
     }
 
@@ -243,7 +250,8 @@ async fn metrics_text(State(st): State<AppState>, Auth(s): Auth) -> Result<Respo
         return Err(st
             .forbid(
                 &s,
-                "the metrics are the whole deployment's; an administrator of area * reads them".into(),
+                "the metrics are the whole deployment's; an administrator of area * reads them"
+                    .into(),
             )
             .await);
     }
@@ -285,21 +293,23 @@ pub async fn read_body(
     let want = declared.unwrap_or(max).max(1);
     let permits = u32::try_from(want).unwrap_or(u32::MAX);
     let permit = tokio::time::timeout(
-        BODY_BUDGET_WAIT,
+        st.body_budget_wait,
         st.body_budget.clone().acquire_many_owned(permits),
     )
     .await
-    .map_err(|_| AppError::Busy("the server is receiving too much at once; try again shortly".into()))?
+    .map_err(|_| {
+        AppError::Busy("the server is receiving too much at once; try again shortly".into())
+    })?
     .map_err(|e| AppError::Internal(e.to_string()))?;
     let mut body = body;
     let mut out = Vec::with_capacity(want.min(1 << 20));
     loop {
-        let frame = tokio::time::timeout(BODY_IDLE_TIMEOUT, body.frame())
+        let frame = tokio::time::timeout(st.body_idle_timeout, body.frame())
             .await
             .map_err(|_| {
                 AppError::Timeout(format!(
                     "no part of the body arrived for {} s",
-                    BODY_IDLE_TIMEOUT.as_secs()
+                    st.body_idle_timeout.as_secs()
                 ))
             })?;
         let Some(frame) = frame else { break };

@@ -79,8 +79,10 @@ impl IntoResponse for AppError {
         let body = serde_json::json!({ "error": message }).to_string();
         let mut r = (status, [("content-type", "application/json")], body).into_response();
         if let Some(s) = retry {
-            r.headers_mut()
-                .insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(s));
+            r.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(s),
+            );
         }
         r
     }

@@ -109,6 +109,30 @@ fn period(q: &CoverageQuery, now: i64) -> Result<Period, AppError> {
     }
 }
 
+/// [`area_for`], with a refusal written to the audit log.
+async fn scoped_area(
+    st: &AppState,
+    s: &crate::storage::Session,
+    asked: Option<String>,
+) -> Result<String, AppError> {
+    match area_for(s, asked) {
+        Err(AppError::Forbidden(m)) => Err(st.forbid(s, m).await),
+        other => other,
+    }
+}
+
+/// How long an export waits for a free slot before the server answers 503.
+const EXPORT_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// One of the few export slots (`AppState::export_slots`): exports read
+/// whole areas, and a queue of them must never delay phones' syncs.
+async fn export_slot(st: &AppState) -> Result<tokio::sync::OwnedSemaphorePermit, AppError> {
+    tokio::time::timeout(EXPORT_WAIT, st.export_slots.clone().acquire_owned())
+        .await
+        .map_err(|_| AppError::Busy("every export slot is busy; try again shortly".into()))?
+        .map_err(|e| AppError::Internal(e.to_string()))
+}
+
 /// A `Write` that hands full chunks to the response body.
 struct ChunkWriter {
     tx: tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
@@ -148,6 +172,7 @@ impl Write for ChunkWriter {
 /// the first byte can only cut the body short: the client sees a
 /// truncated transfer rather than a file that looks whole.
 fn stream(
+    slot: tokio::sync::OwnedSemaphorePermit,
     content_type: &'static str,
     file_name: String,
     produce: impl FnOnce(&mut ChunkWriter) -> Result<(), String> + Send + 'static,
@@ -155,6 +180,8 @@ fn stream(
     let (tx, rx) = tokio::sync::mpsc::channel(CHUNKS_QUEUED);
     let error_tx = tx.clone();
     tokio::task::spawn_blocking(move || {
+        // The slot is held until the file is written (or the client left).
+        let _slot = slot;
         let mut w = ChunkWriter {
             tx,
             buf: Vec::with_capacity(CHUNK_BYTES),
@@ -195,7 +222,7 @@ async fn coverage_export(
 ) -> Result<Response, AppError> {
     st.require(&s, &[Role::CountyOffice, Role::Admin], "export coverage")
         .await?;
-    let area = area_for(&s, q.area.clone())?;
+    let area = scoped_area(&st, &s, q.area.clone()).await?;
     let period = period(&q, st.now())?;
     let storage: Arc<dyn Storage> = st.storage.clone();
     st.audit(
@@ -205,11 +232,13 @@ async fn coverage_export(
         format!("coverage {} {area}", q.format),
     )
     .await?;
+    let slot = export_slot(&st).await?;
     let name = format!("coverage-{area}-{}", period.to);
     Ok(match q.format.as_str() {
         "csv" | "xlsx" => {
             let xlsx = q.format == "xlsx";
             stream(
+                slot,
                 if xlsx {
                     "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
                 } else {
@@ -237,6 +266,7 @@ async fn coverage_export(
             )
         }
         "geojson" => stream(
+            slot,
             "application/geo+json",
             format!("{name}.geojson"),
             move |w| {
@@ -274,7 +304,7 @@ async fn records_export(
 ) -> Result<Response, AppError> {
     st.require(&s, &[Role::CountyOffice, Role::Admin], "export records")
         .await?;
-    let area = area_for(&s, q.area)?;
+    let area = scoped_area(&st, &s, q.area).await?;
     let format = table_format(q.format.as_deref(), "records")?;
     let storage: Arc<dyn Storage> = st.storage.clone();
     st.audit(
@@ -284,7 +314,9 @@ async fn records_export(
         format!("records {area}"),
     )
     .await?;
+    let slot = export_slot(&st).await?;
     Ok(stream(
+        slot,
         format.content_type(),
         format!("records-{area}.{}", format.extension()),
         move |w| {
@@ -310,7 +342,7 @@ async fn findings_export(
 ) -> Result<Response, AppError> {
     st.require(&s, &[Role::CountyOffice, Role::Admin], "export findings")
         .await?;
-    let area = area_for(&s, q.area)?;
+    let area = scoped_area(&st, &s, q.area).await?;
     let format = table_format(q.format.as_deref(), "findings")?;
     let storage: Arc<dyn Storage> = st.storage.clone();
     st.audit(
@@ -320,7 +352,9 @@ async fn findings_export(
         format!("findings {area}"),
     )
     .await?;
+    let slot = export_slot(&st).await?;
     Ok(stream(
+        slot,
         format.content_type(),
         format!("findings-{area}.{}", format.extension()),
         move |w| {

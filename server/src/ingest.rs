@@ -354,7 +354,7 @@ fn check_item<'a>(
         return refused(
             RejectCode::Invalid,
             format!(
-                "record {id} is a {}, not a {}",
+                "record {id} is of kind {}; the item says {}",
                 h.kind.key(),
                 item.record.key()
             ),
@@ -371,7 +371,10 @@ fn check_item<'a>(
     if item.kind == ItemKind::Change && cost.chunks != 1 {
         return refused(
             RejectCode::Undecodable,
-            format!("a change item holds one change; this one holds {} chunks", cost.chunks),
+            format!(
+                "a change item holds one change; this one holds {} chunks",
+                cost.chunks
+            ),
         );
     }
     let mine = actor.to_bytes();

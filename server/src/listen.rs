@@ -121,7 +121,5 @@ pub async fn serve_default(
 /// The peer of a request served by [`serve`], if any (in-process tests
 /// call the router without one).
 pub fn peer(req_extensions: &axum::http::Extensions) -> Option<SocketAddr> {
-    req_extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0)
+    req_extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0)
 }

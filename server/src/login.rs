@@ -54,9 +54,14 @@ pub struct Limiter {
 }
 
 impl Limiter {
+    /// After `free` failures, each try waits: 1 s, then 2, 4, … doubling
+    /// with every further failure, up to [`BACKOFF_MAX_S`].
     fn wait_s(f: &Failures, free: u32, now: i64) -> Option<u64> {
-        let over = f.count.checked_sub(free).filter(|&o| o > 0)?;
-        let wait = 1u64.checked_shl(over.min(20)).unwrap_or(u64::MAX).min(BACKOFF_MAX_S);
+        let over = f.count.checked_sub(free)?;
+        let wait = 1u64
+            .checked_shl(over.min(20))
+            .unwrap_or(u64::MAX)
+            .min(BACKOFF_MAX_S);
         let until = f.last_ms.saturating_add((wait * 1000) as i64);
         (until > now).then(|| ((until - now) as u64).div_ceil(1000))
     }
@@ -146,9 +151,10 @@ pub async fn login(
     let user = st.db(move |s| s.user(&name)).await?;
     // An unknown user is checked against a dummy hash, so that both answers
     // take one argon2 check.
-    let hash = user
-        .as_ref()
-        .map_or_else(|| auth::dummy_hash().to_owned(), |u| u.password_hash.clone());
+    let hash = user.as_ref().map_or_else(
+        || auth::dummy_hash().to_owned(),
+        |u| u.password_hash.clone(),
+    );
     let password = req.password.clone();
     let ok = {
         let _permit = st
@@ -174,8 +180,13 @@ pub async fn login(
     };
     st.logins.succeed(&user_key);
     if user.disabled {
-        st.audit(&user.name, Some(&req.device), "login_disabled", String::new())
-            .await?;
+        st.audit(
+            &user.name,
+            Some(&req.device),
+            "login_disabled",
+            String::new(),
+        )
+        .await?;
         return Err(AppError::Forbidden(
             "this account is disabled; ask an administrator".into(),
         ));
@@ -216,8 +227,9 @@ mod tests {
         let keys = [("user:a".to_owned(), 2)];
         let t = 1_000_000;
         l.fail(&keys, t);
+        assert_eq!(l.check(&keys, t), None, "one failure of two free");
         l.fail(&keys, t);
-        assert_eq!(l.check(&keys, t), None, "two free failures");
+        assert_eq!(l.check(&keys, t), Some(1), "two free failures, then a wait");
         l.fail(&keys, t);
         assert_eq!(l.check(&keys, t), Some(2));
         l.fail(&keys, t);

@@ -275,8 +275,12 @@ fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 async fn uploader(st: &AppState, s: &Session) -> Result<(), AppError> {
-    st.require(s, fieldbook_core::policy::PHOTO_UPLOAD_ROLES, "upload photos")
-        .await
+    st.require(
+        s,
+        fieldbook_core::policy::PHOTO_UPLOAD_ROLES,
+        "upload photos",
+    )
+    .await
 }
 
 /// Whether the caller owns a complete photo `hash` on this server.

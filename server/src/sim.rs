@@ -47,6 +47,10 @@ pub struct Args {
     /// Give up on a phone whose server stays unreachable this long, seconds.
     #[arg(long, default_value_t = 120)]
     pub patience: u64,
+    /// The `--admin` user's password; read from `FIELDBOOK_ADMIN_PASSWORD`
+    /// on the command line, so it never shows in a process list.
+    #[arg(skip)]
+    pub admin_password: Option<String>,
 }
 
 /// The JSON line printed at the end.
@@ -273,8 +277,11 @@ pub fn provision(args: &Args) -> Result<Plan> {
     if !(0.0..=1.0).contains(&args.loss) {
         bail!("--loss must be between 0 and 1");
     }
-    let admin_password = std::env::var("FIELDBOOK_ADMIN_PASSWORD")
-        .context("set FIELDBOOK_ADMIN_PASSWORD to the --admin user's password")?;
+    let admin_password = match &args.admin_password {
+        Some(p) => p.clone(),
+        None => std::env::var("FIELDBOOK_ADMIN_PASSWORD")
+            .context("set FIELDBOOK_ADMIN_PASSWORD to the --admin user's password")?,
+    };
     let work = tempfile::tempdir()?;
     let patience = Duration::from_secs(args.patience);
     let server = args.server.trim_end_matches('/').to_owned();
@@ -355,7 +362,11 @@ pub fn provision(args: &Args) -> Result<Plan> {
     }
     let new_password = serde_json::json!({ "password": password }).to_string();
     let add_user = |name: String, body: serde_json::Value| -> Result<()> {
-        match post("/v1/admin/users", "application/json", body.to_string().as_bytes())? {
+        match post(
+            "/v1/admin/users",
+            "application/json",
+            body.to_string().as_bytes(),
+        )? {
             201 => Ok(()),
             // From an earlier run of this seed: give it this run's password.
             409 => match post(

@@ -33,7 +33,18 @@ fn data_folder(dir: &Path) -> usize {
         },
         0,
     );
-    storage.import_sites(&registry, &fieldbook_server::storage::Identity { user: "admin".into(), role: fieldbook_core::model::Role::Admin, areas: vec!["*".into()], device: "cli".into() }, 0).unwrap()
+    storage
+        .import_sites(
+            &registry,
+            &fieldbook_server::storage::Identity {
+                user: "admin".into(),
+                role: fieldbook_core::model::Role::Admin,
+                areas: vec!["*".into()],
+                device: "cli".into(),
+            },
+            0,
+        )
+        .unwrap()
 }
 
 #[test]

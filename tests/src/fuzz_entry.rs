@@ -32,11 +32,11 @@ use fieldbook_core::doc::{self, RecordKind};
 use fieldbook_core::model::indicator::Indicators;
 use fieldbook_core::model::{Role, Template};
 use fieldbook_core::photo::{Limits, PhotoOptions};
+use fieldbook_core::policy::Identity as Pusher;
 use fieldbook_core::store::{Identity, IncomingRecord, Store, untrusted};
 use fieldbook_core::sync::wire::{self, Item, ItemKind, SyncRequest, SyncResponse};
-use fieldbook_core::policy::Identity as Pusher;
-use fieldbook_server::storage::sqlite::SqliteStorage;
 use fieldbook_server::storage::prelude::*;
+use fieldbook_server::storage::sqlite::SqliteStorage;
 use fieldbook_server::storage::{Outcome, Session};
 use std::collections::BTreeSet;
 

@@ -58,6 +58,31 @@ impl TestServer {
 
     /// Starts a server on `dir` (restart tests reuse a folder).
     pub fn start_in(dir: &Path) -> TestServer {
+        TestServer::start_with(dir, fieldbook_server::listen::Limits::default(), |_| {})
+    }
+
+    /// Starts a server on a fresh data folder with connection `limits`,
+    /// letting `tune` change the state (budgets, timeouts) first.
+    pub fn start_tuned(
+        limits: fieldbook_server::listen::Limits,
+        tune: impl FnOnce(&mut AppState),
+    ) -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut s = TestServer::start_with(dir.path(), limits, tune);
+        s._dir = Some(dir);
+        s
+    }
+
+    /// The data folder, when the server made its own.
+    pub fn dir(&self) -> Option<&Path> {
+        self._dir.as_ref().map(tempfile::TempDir::path)
+    }
+
+    fn start_with(
+        dir: &Path,
+        limits: fieldbook_server::listen::Limits,
+        tune: impl FnOnce(&mut AppState),
+    ) -> TestServer {
         let storage =
             Arc::new(SqliteStorage::open(&dir.join("server.db")).expect("open server storage"));
         let mut state = AppState::new(storage.clone(), dir.join("photos")).expect("photo folder");
@@ -65,6 +90,7 @@ impl TestServer {
         let system = fieldbook_core::store::system_clock();
         let off = clock_offset.clone();
         state.clock = Arc::new(move || system() + off.load(std::sync::atomic::Ordering::SeqCst));
+        tune(&mut state);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let st = state.clone();
@@ -81,12 +107,11 @@ impl TestServer {
                 addr_tx
                     .send(listener.local_addr().expect("addr"))
                     .expect("send addr");
-                axum::serve(listener, app(st))
-                    .with_graceful_shutdown(async {
-                        let _ = rx.await;
-                    })
-                    .await
-                    .expect("serve");
+                fieldbook_server::listen::serve(listener, app(st), limits, async {
+                    let _ = rx.await;
+                })
+                .await
+                .expect("serve");
             });
         });
         let addr = addr_rx.recv().expect("server address");

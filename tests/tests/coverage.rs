@@ -39,7 +39,10 @@ fn town_registry(server: &TestServer, toilets_per_village: u32) -> Vec<Site> {
         0,
     );
     assert_eq!(
-        server.storage.import_sites(&registry, &fieldbook_tests::operator(), 0).unwrap(),
+        server
+            .storage
+            .import_sites(&registry, &fieldbook_tests::operator(), 0)
+            .unwrap(),
         registry.len()
     );
     registry
@@ -409,14 +412,20 @@ fn a_site_moved_by_the_registry_counts_in_its_new_village() {
 
     // The same registry again writes nothing; the site moved writes one.
     assert_eq!(
-        server.storage.import_sites(&registry, &fieldbook_tests::operator(), 1).unwrap(),
+        server
+            .storage
+            .import_sites(&registry, &fieldbook_tests::operator(), 1)
+            .unwrap(),
         0
     );
     let mut moved = toilet.clone();
     moved.village_code = new.clone();
     moved.name = format!("{}（迁）", toilet.name);
     assert_eq!(
-        server.storage.import_sites(&[moved], &fieldbook_tests::operator(), 2).unwrap(),
+        server
+            .storage
+            .import_sites(&[moved], &fieldbook_tests::operator(), 2)
+            .unwrap(),
         1
     );
     assert!(server.storage.verify_projections().unwrap().is_empty());
@@ -437,7 +446,12 @@ fn a_site_moved_by_the_registry_counts_in_its_new_village() {
     // A new kind under a known id is refused, and nothing changes.
     let mut wrong = toilet.clone();
     wrong.kind = SiteKind::GarbagePoint;
-    assert!(server.storage.import_sites(&[wrong], &fieldbook_tests::operator(), 3).is_err());
+    assert!(
+        server
+            .storage
+            .import_sites(&[wrong], &fieldbook_tests::operator(), 3)
+            .is_err()
+    );
     assert_eq!(rate_in(&new), (new_num + 1, new_den + 1));
 }
 

@@ -345,7 +345,10 @@ fn every_indicator_matches_a_recomputation_from_the_exports() {
             registry.push(twin);
         }
     }
-    server.storage.import_sites(&registry, &fieldbook_tests::operator(), 0).unwrap();
+    server
+        .storage
+        .import_sites(&registry, &fieldbook_tests::operator(), 0)
+        .unwrap();
     let mut li = Phone::login(&server, "li", "li-phone");
     let mut zhang = Phone::login(&server, "zhang", "zhang-phone");
     let now = Arc::new(AtomicI64::new(at("2025-10-01")));

@@ -288,13 +288,10 @@ fn scan_columns(
         } else {
             raw
         };
-        let n = column_entries(ColumnType::of(spec), data, max)
-            .map_err(|e| match e {
-                BudgetError::OverLimit { what: w, n, max } if w == COLUMN_ENTRIES => {
-                    over(what, n, max)
-                }
-                other => other,
-            })?;
+        let n = column_entries(ColumnType::of(spec), data, max).map_err(|e| match e {
+            BudgetError::OverLimit { what: w, n, max } if w == COLUMN_ENTRIES => over(what, n, max),
+            other => other,
+        })?;
         longest = longest.max(n);
     }
     Ok(longest)
@@ -545,8 +542,7 @@ mod tests {
     fn deflate_is_inflated_only_up_to_the_bound() {
         // A deflated change chunk claiming to be a change: 64 MiB of zeros.
         let zeros = vec![0u8; 64 << 20];
-        let mut enc =
-            flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+        let mut enc = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
         std::io::Write::write_all(&mut enc, &zeros).unwrap();
         let deflated = enc.finish().unwrap();
         let mut chunk = MAGIC.to_vec();
@@ -572,7 +568,9 @@ mod tests {
             &b""[..],
             b"hello",
             &[0x85, 0x6f, 0x4a, 0x83, 0, 0, 0, 0, 9, 0],
-            &[0x85, 0x6f, 0x4a, 0x83, 0, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff, 0x7f],
+            &[
+                0x85, 0x6f, 0x4a, 0x83, 0, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff, 0x7f,
+            ],
             &[0x85, 0x6f, 0x4a, 0x83, 0, 0, 0, 0, 0, 3, 0xff, 0xff, 0xff],
         ] {
             assert!(

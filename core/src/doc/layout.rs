@@ -17,7 +17,7 @@
 
 use super::{DocError, RecordKind, read_header, short};
 use crate::model::limits::*;
-use automerge::{ObjId, ObjType, ReadDoc, ROOT, ScalarValue};
+use automerge::{ObjId, ObjType, ROOT, ReadDoc, ScalarValue};
 
 /// What a value must be.
 #[derive(Debug, Clone, Copy)]
@@ -180,7 +180,10 @@ pub fn check(doc: &impl ReadDoc, kind: RecordKind, id: &str) -> Result<(), DocEr
     if own_id != id {
         return Err(DocError::malformed(
             "id",
-            format!("the record names itself {}, but travels as {id}", short(&own_id)),
+            format!(
+                "the record names itself {}, but travels as {id}",
+                short(&own_id)
+            ),
         ));
     }
     let shape = match kind {
@@ -244,7 +247,13 @@ fn walk(doc: &impl ReadDoc, obj: &ObjId, shape: &Shape, path: &str) -> Result<()
                 ));
             }
             for i in 0..n {
-                values_at(doc, obj, automerge::Prop::Seq(i), item, &format!("{path}[{i}]"))?;
+                values_at(
+                    doc,
+                    obj,
+                    automerge::Prop::Seq(i),
+                    item,
+                    &format!("{path}[{i}]"),
+                )?;
             }
         }
         // Scalars are checked by `values_at`.
@@ -385,7 +394,10 @@ mod tests {
 
     #[test]
     fn what_lies_outside_the_layout_is_refused_with_its_path() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut automerge::transaction::Transaction<'_>)>)> = vec![
+        let cases: Vec<(
+            &str,
+            Box<dyn Fn(&mut automerge::transaction::Transaction<'_>)>,
+        )> = vec![
             (
                 "poison: is not part of the record layout",
                 Box::new(|tx| {
@@ -455,8 +467,12 @@ mod tests {
 
     #[test]
     fn the_id_must_be_the_one_it_travels_under() {
-        let err = check(&site(), RecordKind::Site, "0190f000-0000-7000-8000-000000000002")
-            .unwrap_err();
+        let err = check(
+            &site(),
+            RecordKind::Site,
+            "0190f000-0000-7000-8000-000000000002",
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("travels as"), "{err}");
         let err = check(&site(), RecordKind::Inspection, ID).unwrap_err();
         assert!(matches!(err, DocError::WrongType { .. }), "{err}");

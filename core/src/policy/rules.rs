@@ -90,7 +90,7 @@ fn site_ref(
     };
     if s.kind != kind {
         return Err(Refusal::invalid(format!(
-            "site {site_id} is a {}, not a {}",
+            "site {site_id} is of kind {}, not {}",
             s.kind.key(),
             kind.key()
         )));
@@ -148,7 +148,12 @@ fn new_events<'a>(
             text("a comment", c, limits::TEXT_CHARS_MAX, false)?;
         }
         if e.kind == EventKind::Commented {
-            text("a comment", e.comment.as_deref().unwrap_or(""), limits::TEXT_CHARS_MAX, true)?;
+            text(
+                "a comment",
+                e.comment.as_deref().unwrap_or(""),
+                limits::TEXT_CHARS_MAX,
+                true,
+            )?;
         }
         each(&seen, e)?;
         seen.push(e.clone());
@@ -170,7 +175,12 @@ fn inspection_header(i: &Inspection) -> (&str, &str, SiteKind, &str, u32, &str, 
     )
 }
 
-fn inspection(who: &Identity, b: Option<&Inspection>, a: &Inspection, ctx: &dyn Context) -> Verdict {
+fn inspection(
+    who: &Identity,
+    b: Option<&Inspection>,
+    a: &Inspection,
+    ctx: &dyn Context,
+) -> Verdict {
     scope(who, &a.village_code)?;
     let template = Templates::builtin()
         .get(a.site_kind, a.template_version)
@@ -181,7 +191,9 @@ fn inspection(who: &Identity, b: Option<&Inspection>, a: &Inspection, ctx: &dyn 
                 a.template_version
             ))
         })?;
-    let status_before = b.map_or(InspectionStatus::Draft, |b| fold_inspection(&b.events).status);
+    let status_before = b.map_or(InspectionStatus::Draft, |b| {
+        fold_inspection(&b.events).status
+    });
     match b {
         None => {
             role_in(who, INSPECTION_ROLES, "start inspections")?;
@@ -232,7 +244,10 @@ fn inspection(who: &Identity, b: Option<&Inspection>, a: &Inspection, ctx: &dyn 
         }
     }
     for (k, v) in &a.answers {
-        let all = a.conflicts.get(k).map_or(std::slice::from_ref(v), Vec::as_slice);
+        let all = a
+            .conflicts
+            .get(k)
+            .map_or(std::slice::from_ref(v), Vec::as_slice);
         let changed = b.answers.get(k) != Some(v) || b.conflicts.get(k) != a.conflicts.get(k);
         if changed {
             for v in all {
@@ -255,7 +270,10 @@ fn inspection(who: &Identity, b: Option<&Inspection>, a: &Inspection, ctx: &dyn 
     }
     for n in &b.notes {
         if !a.notes.contains(n) {
-            return Err(Refusal::forbidden(format!("note {} was removed or altered", n.id)));
+            return Err(Refusal::forbidden(format!(
+                "note {} was removed or altered",
+                n.id
+            )));
         }
     }
     for n in a.notes.iter().filter(|n| !b.notes.contains(n)) {
@@ -347,7 +365,12 @@ fn finding(who: &Identity, b: Option<&Finding>, a: &Finding, ctx: &dyn Context) 
                 )));
             }
             text("a finding's title", &a.title, limits::NAME_CHARS_MAX, true)?;
-            text("a finding's description", &a.description, limits::TEXT_CHARS_MAX, false)?;
+            text(
+                "a finding's description",
+                &a.description,
+                limits::TEXT_CHARS_MAX,
+                false,
+            )?;
             site_ref(who, &a.site_id, a.site_kind, &a.village_code, ctx)?;
             if let Some(iid) = &a.inspection_id {
                 match ctx.inspection_site(iid) {
@@ -365,7 +388,11 @@ fn finding(who: &Identity, b: Option<&Finding>, a: &Finding, ctx: &dyn Context) 
             }
             match a.events.first() {
                 Some(e) if e.kind == EventKind::Found => {}
-                _ => return Err(Refusal::invalid("a finding begins with the event that raises it")),
+                _ => {
+                    return Err(Refusal::invalid(
+                        "a finding begins with the event that raises it",
+                    ));
+                }
             }
         }
         Some(b) => {
@@ -403,7 +430,9 @@ fn finding(who: &Identity, b: Option<&Finding>, a: &Finding, ctx: &dyn Context) 
         match e.kind {
             EventKind::Found => {
                 if !(creating && seen.is_empty()) {
-                    return Err(Refusal::invalid("a finding is raised once, by its first event"));
+                    return Err(Refusal::invalid(
+                        "a finding is raised once, by its first event",
+                    ));
                 }
                 if let Some(d) = &e.deadline {
                     date("the deadline", d)?;
@@ -438,7 +467,10 @@ fn finding(who: &Identity, b: Option<&Finding>, a: &Finding, ctx: &dyn Context) 
                 }
             }
             other => {
-                return Err(Refusal::invalid(format!("{} is not a finding event", other.key())));
+                return Err(Refusal::invalid(format!(
+                    "{} is not a finding event",
+                    other.key()
+                )));
             }
         }
         Ok(())
@@ -447,7 +479,10 @@ fn finding(who: &Identity, b: Option<&Finding>, a: &Finding, ctx: &dyn Context) 
 
 /// Photos are evidence: once attached, a photo stays (its field tag may
 /// change while the record is editable).
-fn kept_photos(before: &[crate::model::PhotoRef], after: &[crate::model::PhotoRef]) -> Result<(), Refusal> {
+fn kept_photos(
+    before: &[crate::model::PhotoRef],
+    after: &[crate::model::PhotoRef],
+) -> Result<(), Refusal> {
     for p in before {
         if !after.iter().any(|q| q.hash == p.hash) {
             return Err(Refusal::forbidden(format!(
@@ -463,7 +498,9 @@ fn date(what: &str, d: &str) -> Result<(), Refusal> {
     if value::is_iso_date(d) {
         Ok(())
     } else {
-        Err(Refusal::invalid(format!("{what} {d:?} is not a date written YYYY-MM-DD")))
+        Err(Refusal::invalid(format!(
+            "{what} {d:?} is not a date written YYYY-MM-DD"
+        )))
     }
 }
 
@@ -491,7 +528,10 @@ fn site(who: &Identity, b: Option<&Site>, a: &Site, ctx: &dyn Context) -> Verdic
         )));
     }
     text("a site's name", &a.name, limits::NAME_CHARS_MAX, true)?;
-    if !(area::is_code(&a.village_code) && a.village_code.len() == 12 && ctx.village_exists(&a.village_code)) {
+    if !(area::is_code(&a.village_code)
+        && a.village_code.len() == 12
+        && ctx.village_exists(&a.village_code))
+    {
         return Err(Refusal::invalid(format!(
             "{} is not a village of the division list",
             a.village_code

@@ -579,7 +579,10 @@ impl Store {
 
     /// Attaches evidence to a finding (the problem, or its rectification).
     pub fn add_finding_photo(&mut self, id: &str, photo: PhotoRef) -> Result<()> {
-        self.require_role(crate::policy::FINDING_PHOTO_ROLES, "add photos to a finding")?;
+        self.require_role(
+            crate::policy::FINDING_PHOTO_ROLES,
+            "add photos to a finding",
+        )?;
         if !photo.is_well_formed() {
             return Err(StoreError::BadInput(
                 "photo reference has malformed hashes or GPS".into(),

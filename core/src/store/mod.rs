@@ -401,12 +401,11 @@ impl Store {
         kind: RecordKind,
         doc: &Automerge,
     ) -> Result<()> {
-        let after = doc::Record::read(kind, doc).map_err(|source| {
-            StoreError::MalformedDocument {
+        let after =
+            doc::Record::read(kind, doc).map_err(|source| StoreError::MalformedDocument {
                 id: id.into(),
                 source,
-            }
-        })?;
+            })?;
         crate::policy::check_write(&self.identity, before, &after, &StoreContext(&self.conn))?;
         Ok(())
     }
@@ -440,7 +439,10 @@ impl crate::policy::Context for StoreContext<'_> {
         let row: Option<(String, String)> = self
             .0
             .prepare_cached("SELECT kind, village_code FROM sites WHERE id = ?1")
-            .and_then(|mut st| st.query_row([id], |r| Ok((r.get(0)?, r.get(1)?))).optional())
+            .and_then(|mut st| {
+                st.query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()
+            })
             .ok()
             .flatten();
         row.and_then(|(kind, village_code)| {

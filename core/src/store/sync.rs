@@ -260,7 +260,7 @@ fn merge_one(
         Some((kind, d)) => {
             if *kind != rec.kind {
                 return Err(format!(
-                    "record is a {}, the update says {}",
+                    "record is of kind {}; the update says {}",
                     kind.key(),
                     rec.kind.key()
                 ));

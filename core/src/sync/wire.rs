@@ -66,6 +66,8 @@ pub enum WireError {
     Invalid(&'static str),
     #[error("{0} trailing bytes after the message")]
     Trailing(usize),
+    #[error("the compressed body inflates to more than its declared {0} bytes")]
+    LongerThanDeclared(usize),
 }
 
 /// What an item carries.
@@ -390,6 +392,9 @@ fn open_envelope(bytes: &[u8], ty: u8, expected: &'static str) -> Result<Vec<u8>
             found: bytes[5],
         });
     }
+    if bytes[7] != 0 {
+        return Err(WireError::Invalid("reserved byte (must be 0)"));
+    }
     let len = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize;
     if len > BODY_BYTES_MAX {
         return Err(WireError::BodyTooLarge(len as u64));
@@ -408,8 +413,9 @@ fn open_envelope(bytes: &[u8], ty: u8, expected: &'static str) -> Result<Vec<u8>
         }
         1 => {
             // Read one byte past the declared length to catch a body that
-            // inflates to more than it claims.
-            let mut out = Vec::with_capacity(len);
+            // inflates to more than it claims. Memory grows with what
+            // actually inflates: a few bytes claiming 64 MiB reserve little.
+            let mut out = Vec::with_capacity(len.min(payload.len().saturating_mul(4)));
             flate2::read::DeflateDecoder::new(payload)
                 .take(len as u64 + 1)
                 .read_to_end(&mut out)
@@ -424,7 +430,7 @@ fn open_envelope(bytes: &[u8], ty: u8, expected: &'static str) -> Result<Vec<u8>
                 return Err(if out.len() < len {
                     WireError::Truncated
                 } else {
-                    WireError::BodyTooLarge(out.len() as u64)
+                    WireError::LongerThanDeclared(len)
                 });
             }
             Ok(out)
@@ -599,7 +605,11 @@ mod tests {
         // Claims a small body but inflates to more: a decompression bomb.
         let mut v = good.clone();
         v[8..12].copy_from_slice(&10u32.to_le_bytes());
-        check(&v, WireError::BodyTooLarge(11));
+        check(&v, WireError::LongerThanDeclared(10));
+        // The reserved byte is reserved.
+        let mut v = good.clone();
+        v[7] = 1;
+        check(&v, WireError::Invalid("reserved byte (must be 0)"));
         // Item count over the limit, before any allocation.
         let mut body = Vec::new();
         put_varint(&mut body, 0);

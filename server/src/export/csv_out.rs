@@ -1,6 +1,8 @@
 //! Coverage rows as CSV.
 
-use super::{COVERAGE_COLUMNS, ExportError, finite, headers, indicator_names, name_of, tick};
+use super::{
+    COVERAGE_COLUMNS, ExportError, csv_safe, finite, headers, indicator_names, name_of, tick,
+};
 use fieldbook_core::model::indicator::{CoverageRow, Indicators};
 use std::io::Write;
 
@@ -36,10 +38,10 @@ pub fn write_coverage_csv(
         let t = row.tally;
         let fields: [&str; COVERAGE_COLUMNS.len()] = [
             &row.indicator,
-            name_of(&names, &row),
+            &csv_safe(name_of(&names, &row)),
             row.level.key(),
             &row.area_code,
-            &row.area_name,
+            &csv_safe(&row.area_name),
             &t.numerator.to_string(),
             &t.denominator.to_string(),
             &ratio(row.rate),

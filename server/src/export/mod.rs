@@ -88,6 +88,18 @@ fn indicator_names(defs: &Indicators) -> HashMap<&str, &str> {
 
 /// A ratio fit for a number cell: a caller-built row could hold NaN or an
 /// infinity, which neither CSV readers nor Excel take as a number.
+/// Text as a spreadsheet takes it without running it: a cell that begins
+/// with `=`, `+`, `-`, `@`, a tab or a carriage return is a formula (or
+/// starts one) in Excel and LibreOffice, so a site named `=HYPERLINK(…)`
+/// would run on the clerk's desktop. Such text gets a leading apostrophe,
+/// which spreadsheets show as text and do not display.
+pub fn csv_safe(s: &str) -> std::borrow::Cow<'_, str> {
+    match s.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => std::borrow::Cow::Owned(format!("'{s}")),
+        _ => std::borrow::Cow::Borrowed(s),
+    }
+}
+
 fn finite(x: Option<f64>) -> Option<f64> {
     x.filter(|v| v.is_finite())
 }

@@ -58,7 +58,7 @@ pub enum Cell {
 impl Cell {
     fn csv_text(&self) -> String {
         match self {
-            Cell::Text(s) => s.clone(),
+            Cell::Text(s) => super::csv_safe(s).into_owned(),
             Cell::Number(Some(x)) if x.is_finite() => x.to_string(),
             Cell::Number(_) => String::new(),
         }

@@ -9,8 +9,8 @@
 pub mod reports;
 pub mod sqlite;
 
-pub use fieldbook_core::policy::Identity;
 use fieldbook_core::model::{Role, Site};
+pub use fieldbook_core::policy::Identity;
 use fieldbook_core::sync::wire::{Item, PageItem, RejectCode};
 
 /// A storage failure (as opposed to a refused input).

@@ -12,9 +12,7 @@ use crate::ingest::{self, Accepted, DocWrite, Step};
 use automerge::{ActorId, Automerge};
 use fieldbook_core::doc::{self, Record, RecordKind};
 use fieldbook_core::sync::wire::{ItemKind, doc_id_bytes};
-use records::{
-    SqlSource, area_clause, corrupt, load_doc, refresh, store, unchanged, whole_save,
-};
+use records::{SqlSource, area_clause, corrupt, load_doc, refresh, store, unchanged, whole_save};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -155,7 +153,6 @@ pub(super) fn split_areas(s: &str) -> Vec<String> {
         .map(str::to_owned)
         .collect()
 }
-
 
 impl Records for SqliteStorage {
     fn ingest(&self, session: &Session, items: &[Item], now: i64) -> Result<Vec<Outcome>> {
@@ -385,14 +382,18 @@ impl Records for SqliteStorage {
     fn photo_owned(&self, hash: &str, user: &str) -> Result<bool> {
         let conn = self.reader();
         Ok(conn
-            .prepare_cached("SELECT EXISTS(SELECT 1 FROM photo_owners WHERE hash = ?1 AND user = ?2)")?
+            .prepare_cached(
+                "SELECT EXISTS(SELECT 1 FROM photo_owners WHERE hash = ?1 AND user = ?2)",
+            )?
             .query_row(params![hash, user], |r| r.get(0))?)
     }
 
     fn add_photo_owner(&self, hash: &str, user: &str, now: i64) -> Result<()> {
         let conn = self.lock();
-        conn.prepare_cached("INSERT OR IGNORE INTO photo_owners(hash, user, at) VALUES (?1, ?2, ?3)")?
-            .execute(params![hash, user, now])?;
+        conn.prepare_cached(
+            "INSERT OR IGNORE INTO photo_owners(hash, user, at) VALUES (?1, ?2, ?3)",
+        )?
+        .execute(params![hash, user, now])?;
         Ok(())
     }
 
@@ -400,7 +401,9 @@ impl Records for SqliteStorage {
         let mut conn = self.lock();
         let tx = conn.transaction()?;
         let kind: Option<String> = tx
-            .query_row("SELECT kind FROM documents WHERE id = ?1", [id], |r| r.get(0))
+            .query_row("SELECT kind FROM documents WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
             .optional()?;
         let Some(kind) = kind else {
             return Ok(false);

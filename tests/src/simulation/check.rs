@@ -8,12 +8,12 @@
 use super::{COUNTY, Sim};
 use automerge::{Automerge, Change, ChangeHash};
 use fieldbook_core::model::Role;
+use fieldbook_core::policy::Identity as Pusher;
 use fieldbook_core::store::{FindingFilter, FindingView, InspectionFilter, InspectionView};
 use fieldbook_core::sync::wire::ItemKind;
-use fieldbook_core::policy::Identity as Pusher;
-use fieldbook_server::storage::reports::Reports;
 use fieldbook_server::storage::Session;
 use fieldbook_server::storage::prelude::*;
+use fieldbook_server::storage::reports::Reports;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Every record the server holds, rebuilt from a full pull.
@@ -84,7 +84,9 @@ pub fn all(sim: &mut Sim) -> Result<(), String> {
         }
         let rejected = phone.db().sync_rejections().map_err(|e| e.to_string())?;
         if let Some(r) = rejected.iter().find(|r| !sim.refused.contains(&r.hash)) {
-            return Err(format!("p{p} has a rejected change the run did not expect: {r:?}"));
+            return Err(format!(
+                "p{p} has a rejected change the run did not expect: {r:?}"
+            ));
         }
     }
 
@@ -214,7 +216,11 @@ pub fn all(sim: &mut Sim) -> Result<(), String> {
             };
             // A refused change takes its events with it: a concurrent
             // record's timeline is checked for agreement only.
-            let events = if ins.concurrent { v.timeline.len() } else { ins.events };
+            let events = if ins.concurrent {
+                v.timeline.len()
+            } else {
+                ins.events
+            };
             if (v.status, v.revision, v.timeline.len()) != (status, revision, events) {
                 return Err(format!(
                     "p{p} r{i}: status {:?} rev {} with {} events; the users left {:?} rev {} with {}",

@@ -138,7 +138,9 @@ impl Accounts for CrashingStorage {
         })
     }
     fn set_password(&self, name: &str, password_hash: &str) -> Result<bool> {
-        self.gate("set_password", || self.inner.set_password(name, password_hash))
+        self.gate("set_password", || {
+            self.inner.set_password(name, password_hash)
+        })
     }
     fn register_device(
         &self,
@@ -191,7 +193,9 @@ impl Records for CrashingStorage {
         self.gate("photo_owned", || self.inner.photo_owned(hash, user))
     }
     fn add_photo_owner(&self, hash: &str, user: &str, now: i64) -> Result<()> {
-        self.gate("add_photo_owner", || self.inner.add_photo_owner(hash, user, now))
+        self.gate("add_photo_owner", || {
+            self.inner.add_photo_owner(hash, user, now)
+        })
     }
     fn quarantine(&self, id: &str, reason: &str, by: &str, now: i64) -> Result<bool> {
         self.gate("quarantine", || self.inner.quarantine(id, reason, by, now))

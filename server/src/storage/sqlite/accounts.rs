@@ -9,8 +9,17 @@ use rusqlite::{OptionalExtension, params};
 
 const USER_COLUMNS: &str = "name, password_hash, role, areas, created_at, disabled";
 
-fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, String, String, i64, bool)> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+fn user_row(
+    r: &rusqlite::Row<'_>,
+) -> rusqlite::Result<(String, String, String, String, i64, bool)> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+    ))
 }
 
 fn user_record(row: (String, String, String, String, i64, bool)) -> Result<UserRecord> {

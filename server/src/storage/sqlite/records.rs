@@ -174,7 +174,11 @@ pub(super) fn refresh_record(tx: &Connection, id: &str, record: &Record) -> Resu
 }
 
 /// Rewrites the photo references of one record.
-fn record_photos<'a>(tx: &Connection, id: &str, hashes: impl Iterator<Item = &'a str>) -> Result<()> {
+fn record_photos<'a>(
+    tx: &Connection,
+    id: &str,
+    hashes: impl Iterator<Item = &'a str>,
+) -> Result<()> {
     tx.prepare_cached("DELETE FROM record_photos WHERE doc_id = ?1")?
         .execute([id])?;
     let mut insert =
@@ -184,7 +188,6 @@ fn record_photos<'a>(tx: &Connection, id: &str, hashes: impl Iterator<Item = &'a
     }
     Ok(())
 }
-
 
 /// Whether every record `read` names is still at the version read.
 pub(super) fn unchanged(tx: &Connection, read: &[(String, Option<i64>)]) -> Result<bool> {
@@ -198,10 +201,15 @@ pub(super) fn unchanged(tx: &Connection, read: &[(String, Option<i64>)]) -> Resu
     Ok(true)
 }
 
-
 /// Writes an accepted change: audit lines for review and finding steps,
 /// log rows, the `documents` row and the projections.
-pub(super) fn store(tx: &Connection, a: &Accepted<'_>, user: &str, device: &str, now: i64) -> Result<()> {
+pub(super) fn store(
+    tx: &Connection,
+    a: &Accepted<'_>,
+    user: &str,
+    device: &str,
+    now: i64,
+) -> Result<()> {
     let id = a.id.as_str();
     for e in a.events.iter().filter(|e| {
         !matches!(
@@ -258,8 +266,9 @@ pub(super) fn store(tx: &Connection, a: &Accepted<'_>, user: &str, device: &str,
             .execute(params![id, a.kind.key(), village, snapshot.as_ref(), last, first, device, a.ops])?;
         }
     }
-    let mut attached =
-        tx.prepare_cached("INSERT OR IGNORE INTO photo_refs(hash, doc_id, user) VALUES (?1, ?2, ?3)")?;
+    let mut attached = tx.prepare_cached(
+        "INSERT OR IGNORE INTO photo_refs(hash, doc_id, user) VALUES (?1, ?2, ?3)",
+    )?;
     for h in &a.new_photos {
         attached.execute(params![h, id, user])?;
     }
@@ -267,7 +276,11 @@ pub(super) fn store(tx: &Connection, a: &Accepted<'_>, user: &str, device: &str,
 }
 
 /// `(col >= ?a AND col < ?b) OR …` for the session's areas.
-pub(super) fn area_clause(col: &str, areas: &[String], first_param: usize) -> (String, Vec<String>) {
+pub(super) fn area_clause(
+    col: &str,
+    areas: &[String],
+    first_param: usize,
+) -> (String, Vec<String>) {
     if areas.is_empty() {
         return ("0".into(), Vec::new());
     }
@@ -284,7 +297,6 @@ pub(super) fn area_clause(col: &str, areas: &[String], first_param: usize) -> (S
     }
     (format!("({})", parts.join(" OR ")), params)
 }
-
 
 /// The ingest checks' reads, on one connection inside the caller's
 /// transaction.
