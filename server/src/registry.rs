@@ -68,10 +68,7 @@ pub fn parse(input: &[u8], created_by: &str, now: i64) -> Result<Vec<Site>, Vec<
         }
         if !(area::is_code(village) && village.len() == 12) {
             bad(format!("{village:?} is not a 12-digit village code"));
-        } else if !fieldbook_core::model::Divisions::luoyang()
-            .get(village)
-            .is_some_and(|a| a.level == fieldbook_core::model::Level::Village)
-        {
+        } else if !fieldbook_core::model::Divisions::luoyang().is_village(village) {
             bad(format!("{village} is not a village of the division list"));
             continue;
         }

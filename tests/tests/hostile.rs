@@ -256,7 +256,8 @@ fn a_record_outside_its_layout_is_refused_and_never_reaches_phones() {
     let id = li.store.start_inspection(&site).unwrap();
     li.sync().unwrap();
     let before = state(&server);
-    let cases: Vec<(&str, &str, Box<dyn FnOnce(&mut Transaction<'_>)>)> = vec![
+    type Edit = Box<dyn FnOnce(&mut Transaction<'_>)>;
+    let cases: Vec<(&str, &str, Edit)> = vec![
         (
             "field poison ",
             "is not part of the record layout",

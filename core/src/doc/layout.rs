@@ -394,10 +394,8 @@ mod tests {
 
     #[test]
     fn what_lies_outside_the_layout_is_refused_with_its_path() {
-        let cases: Vec<(
-            &str,
-            Box<dyn Fn(&mut automerge::transaction::Transaction<'_>)>,
-        )> = vec![
+        type Edit = Box<dyn Fn(&mut automerge::transaction::Transaction<'_>)>;
+        let cases: Vec<(&str, Edit)> = vec![
             (
                 "poison: is not part of the record layout",
                 Box::new(|tx| {

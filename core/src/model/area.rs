@@ -309,6 +309,12 @@ impl Divisions {
         self.by_code.get(code)
     }
 
+    /// Whether `code` is a village of this list: what a site's village
+    /// must be, from the registry or from the field.
+    pub fn is_village(&self, code: &str) -> bool {
+        self.get(code).is_some_and(|a| a.level == Level::Village)
+    }
+
     /// Number of areas.
     pub fn len(&self) -> usize {
         self.by_code.len()

@@ -133,8 +133,6 @@ pub trait Context {
     fn inspection_site(&self, id: &str) -> Option<String>;
     /// Whether `code` is a village of the division list.
     fn village_exists(&self, code: &str) -> bool {
-        crate::model::Divisions::luoyang()
-            .get(code)
-            .is_some_and(|a| a.level == crate::model::Level::Village)
+        crate::model::Divisions::luoyang().is_village(code)
     }
 }

@@ -107,10 +107,10 @@ fn site_ref(
 /// Events are only ever appended: every event of `before` is kept as it
 /// was. The new ones, in list order, must be by `who`, of a kind their role
 /// may record and valid for the state the events before them reach.
-fn new_events<'a>(
+fn new_events(
     who: &Identity,
     before: &[Event],
-    after: &'a [Event],
+    after: &[Event],
     mut each: impl FnMut(&[Event], &Event) -> Result<(), Refusal>,
 ) -> Verdict {
     if after.len() < before.len() {
