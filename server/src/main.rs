@@ -1,4 +1,4 @@
-//! `fieldbook`: one binary for the server and its tools (DESIGN §8).
+//! `fieldbook`: one binary for the server and its tools.
 //!
 //! Each verb lives in its own module; `main` only parses arguments and
 //! reports errors. `anyhow` is used here and in the verbs, never in the

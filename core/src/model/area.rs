@@ -3,7 +3,7 @@
 //! A code is cut at each level: province 2, city 4, county 6, township 9,
 //! village 12 digits. Users are scoped to code prefixes; sites live in
 //! villages. Classification follows the NBS number ranges (see
-//! `shared/domain/README.md`): township-level 001–099 sub-district, 100–199
+//! `docs/domain.md`): township-level 001–099 sub-district, 100–199
 //! town, 200–399 township, 400–599 township-like; village-level 001–199
 //! residents' committee, 200–399 village committee, 400–499
 //! residents'-committee-like, 500–599 village-committee-like.

@@ -2048,7 +2048,7 @@ mod tests {
         );
     }
 
-    /// Every key of `shared/domain/checklists.md`; rows that list several
+    /// Every key of the plan's checklists (`docs/domain.md`); rows that list several
     /// things are split into one field each.
     #[test]
     fn checklist_keys() {

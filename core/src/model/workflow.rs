@@ -2,7 +2,7 @@
 //!
 //! Status is never stored as a register that the last writer wins. Each
 //! record keeps an append-only list of events and its status is a pure fold
-//! over that list (DESIGN §3). The list order is Automerge's: an event
+//! over that list. The list order is Automerge's: an event
 //! appended after seeing another always comes after it, and concurrent
 //! appends are ordered by operation id, the same way on every replica. So
 //! the fold follows causality and all replicas that hold the same changes

@@ -1,5 +1,5 @@
 //! The photo pipeline: a camera photo in, upload-ready evidence out
-//! (DESIGN §6).
+//! (`docs/ARCHITECTURE.md`).
 //!
 //! Inspectors take several photos per visit on mid-range phones with little
 //! storage and often no network, so each photo is turned at once into a

@@ -1,7 +1,7 @@
 //! Sync: the wire format shared with the server, and the phone's sync
 //! engine.
 //!
-//! The engine runs the batched cursor protocol of DESIGN §5 until nothing is
+//! The engine runs the batched cursor protocol of `docs/protocol.md` until nothing is
 //! left either way: push a bounded batch of the outbox with the cursor, apply
 //! the returned page and the new cursor in one store transaction, clear what
 //! the server acknowledged, repeat. It does no I/O itself: it talks through a

@@ -36,6 +36,12 @@ const PULL_ROWS_MAX: usize = 5_000;
 /// sync requests worked on at once (`app::sync_slots`, at most 4) would
 /// mostly idle.
 const READERS: usize = 4;
+/// Reader connections of reports and exports, apart from sync's: a queue
+/// of downloads never takes the connections phones sync through. Coverage
+/// runs a shard per core on these.
+fn report_readers() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 8))
+}
 
 /// Statements kept prepared per connection: every statement of an ingest
 /// and a pull, with room for the per-area variants of the pull.
@@ -43,13 +49,52 @@ const STATEMENT_CACHE: usize = 64;
 
 pub struct SqliteStorage {
     writer: Mutex<Connection>,
-    readers: Mutex<Vec<Connection>>,
-    reader_freed: Condvar,
+    readers: Pool,
+    report_readers: Pool,
 }
 
-/// A reader connection, returned to the pool on drop.
+/// Idle reader connections.
+struct Pool {
+    idle: Mutex<Vec<Connection>>,
+    freed: Condvar,
+}
+
+impl Pool {
+    fn open(path: &Path, n: usize) -> Result<Pool> {
+        let mut idle = Vec::with_capacity(n);
+        for _ in 0..n {
+            let r = Connection::open(path)?;
+            // No mmap: it would save reports a copy per page, but mapped
+            // pages count as the server's resident memory, a whole database
+            // of it after one city report.
+            r.execute_batch("PRAGMA query_only=ON; PRAGMA busy_timeout=10000;")?;
+            r.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+            idle.push(r);
+        }
+        Ok(Pool {
+            idle: Mutex::new(idle),
+            freed: Condvar::new(),
+        })
+    }
+
+    /// A connection, waiting for one to be free.
+    fn take(&self) -> Reader<'_> {
+        let mut idle = lock(&self.idle);
+        loop {
+            if let Some(conn) = idle.pop() {
+                return Reader {
+                    pool: self,
+                    conn: Some(conn),
+                };
+            }
+            idle = self.freed.wait(idle).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+}
+
+/// A reader connection, returned to its pool on drop.
 pub(super) struct Reader<'a> {
-    storage: &'a SqliteStorage,
+    pool: &'a Pool,
     conn: Option<Connection>,
 }
 
@@ -70,8 +115,8 @@ impl std::ops::DerefMut for Reader<'_> {
 impl Drop for Reader<'_> {
     fn drop(&mut self) {
         if let Some(c) = self.conn.take() {
-            lock(&self.storage.readers).push(c);
-            self.storage.reader_freed.notify_one();
+            lock(&self.pool.idle).push(c);
+            self.pool.freed.notify_one();
         }
     }
 }
@@ -104,20 +149,10 @@ impl SqliteStorage {
             tx.pragma_update(None, "user_version", i as u32 + 1)?;
             tx.commit()?;
         }
-        let mut readers = Vec::with_capacity(READERS);
-        for _ in 0..READERS {
-            let r = Connection::open(path)?;
-            // No mmap: it would save reports a copy per page, but mapped
-            // pages count as the server's resident memory, a whole database
-            // of it after one city report.
-            r.execute_batch("PRAGMA query_only=ON; PRAGMA busy_timeout=10000;")?;
-            r.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-            readers.push(r);
-        }
         Ok(SqliteStorage {
             writer: Mutex::new(conn),
-            readers: Mutex::new(readers),
-            reader_freed: Condvar::new(),
+            readers: Pool::open(path, READERS)?,
+            report_readers: Pool::open(path, report_readers())?,
         })
     }
 
@@ -125,21 +160,14 @@ impl SqliteStorage {
         lock(&self.writer)
     }
 
-    /// A reader connection, waiting for one to be free.
+    /// A reader connection for sync and lookups, waiting for one to be free.
     pub(super) fn reader(&self) -> Reader<'_> {
-        let mut idle = lock(&self.readers);
-        loop {
-            if let Some(conn) = idle.pop() {
-                return Reader {
-                    storage: self,
-                    conn: Some(conn),
-                };
-            }
-            idle = self
-                .reader_freed
-                .wait(idle)
-                .unwrap_or_else(|p| p.into_inner());
-        }
+        self.readers.take()
+    }
+
+    /// A reader connection for reports and exports.
+    pub(super) fn report_reader(&self) -> Reader<'_> {
+        self.report_readers.take()
     }
 }
 
@@ -509,4 +537,67 @@ fn hex(s: &str) -> Option<Vec<u8>> {
         .step_by(2)
         .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// A schema file left out of the list is never applied: the list must
+    /// name every file, in order, with its content.
+    #[test]
+    fn the_list_names_every_schema_file() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/storage");
+        let mut files: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("schema_") && n.ends_with(".sql"))
+            .map(|n| n.trim_end_matches(".sql").to_owned())
+            .collect();
+        files.sort();
+        let listed: Vec<&str> = MIGRATIONS.iter().map(|(n, _)| *n).collect();
+        assert_eq!(listed, files);
+        for (i, (name, sql)) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(*name, format!("schema_{:03}", i + 1));
+            let on_disk = std::fs::read_to_string(dir.join(format!("{name}.sql"))).unwrap();
+            assert_eq!(*sql, on_disk);
+        }
+    }
+
+    /// A schema-1 database with records upgrades, and the photos its
+    /// records hold stay readable by those who could read them.
+    #[test]
+    fn schema_1_upgrades_and_keeps_photos_readable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("server.db");
+        {
+            let mut c = Connection::open(&path).unwrap();
+            let tx = c.transaction().unwrap();
+            tx.execute_batch(MIGRATIONS[0].1).unwrap();
+            tx.pragma_update(None, "user_version", 1).unwrap();
+            tx.execute_batch(
+                "INSERT INTO users VALUES ('li', 'x', 'inspector', '410324', 0);
+                 INSERT INTO devices(id, user, actor, registered_at) VALUES ('p', 'li', 'aa', 0);
+                 INSERT INTO documents VALUES ('i1', 'inspection', '410324101201', x'00', 1, 0, 1, 1, 'p');
+                 INSERT INTO documents VALUES ('f1', 'finding', '410324101201', x'00', 2, 0, 2, 2, 'p');
+                 INSERT INTO inspections VALUES ('i1', 's', 'household_toilet', '410324101201', 1,
+                   'draft', 0, 'li', 'p', 0, NULL, NULL, NULL, NULL, NULL, 0, '{}', 1, 0);
+                 INSERT INTO record_photos VALUES ('h1', 'i1'), ('h2', 'f1');",
+            )
+            .unwrap();
+            tx.commit().unwrap();
+        }
+        let s = SqliteStorage::open(&path).unwrap();
+        let areas = vec!["410324".to_owned()];
+        assert!(s.photo_readable("h1", &areas).unwrap());
+        assert!(s.photo_readable("h2", &areas).unwrap());
+        assert!(!s.photo_readable("h1", &["410325".to_owned()]).unwrap());
+        assert!(s.photo_owned("h1", "li").unwrap());
+        let v: u32 = s
+            .reader()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v as usize, MIGRATIONS.len());
+    }
 }

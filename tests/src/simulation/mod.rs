@@ -28,7 +28,7 @@
 //!
 //! After the fault phase the network heals: faults stop, held requests
 //! arrive, every device logs in if it must and syncs until a full round
-//! moves nothing. Then [`check`] verifies the invariants of DESIGN §9
+//! moves nothing. Then [`check`] verifies the invariants of `docs/ARCHITECTURE.md`
 //! against what the simulation did: every replica holds the same documents
 //! with the same heads, views and statuses as the server; every change any
 //! phone's store ever queued is on the server and on every phone (nothing

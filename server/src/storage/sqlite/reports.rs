@@ -53,7 +53,7 @@ impl Reports for SqliteStorage {
         with_photos: bool,
         f: &mut dyn FnMut(SiteRow) -> Result<()>,
     ) -> Result<()> {
-        let conn = self.reader();
+        let conn = self.report_reader();
         // One pass over sites joined to their inspections, in site order:
         // the rows of a site are adjacent, so one site is held at a time.
         // Photo hashes come from the same query, never from a second
@@ -124,7 +124,7 @@ impl Reports for SqliteStorage {
     }
 
     fn scan_findings(&self, area: &str, f: &mut dyn FnMut(FindingRow) -> Result<()>) -> Result<()> {
-        let conn = self.reader();
+        let conn = self.report_reader();
         let mut stmt = conn.prepare(
             "SELECT id, site_id, site_kind, village_code, title, status, deadline,
                     raised_at, closed_at
@@ -156,7 +156,7 @@ impl Reports for SqliteStorage {
         shard: Shard,
         f: &mut dyn FnMut(&ApprovalRef<'_>) -> Result<()>,
     ) -> Result<()> {
-        let conn = self.reader();
+        let conn = self.report_reader();
         let (lo, hi) = rowid_range(&conn, "inspections", shard)?;
         // By the site's current village, not the inspection's own: a site
         // the registry moved takes its inspections with it. The whole city
@@ -194,7 +194,7 @@ impl Reports for SqliteStorage {
         shard: Shard,
         f: &mut dyn FnMut(&SiteFactsRef<'_>) -> Result<()>,
     ) -> Result<()> {
-        let conn = self.reader();
+        let conn = self.report_reader();
         let (lo, hi) = rowid_range(&conn, "sites", shard)?;
         // The whole city reads the table in storage order; an area goes
         // through the village index.
