@@ -74,8 +74,8 @@ pub struct AppState {
     /// pages, and the work in progress is enough to keep the cores and the
     /// writer busy.
     pub sync_slots: Arc<Semaphore>,
-    /// Body bytes in flight, one permit per byte ([`read_body`]).
-    pub body_budget: Arc<Semaphore>,
+    /// Body bytes in flight ([`read_body`]).
+    pub body_budget: ByteBudget,
     /// Exports produced at once, apart from sync so that a queue of
     /// downloads never delays a phone.
     pub export_slots: Arc<Semaphore>,
@@ -109,7 +109,7 @@ impl AppState {
             photos: Arc::new(crate::photos::PhotoStore::new(photo_dir)?),
             password_checks: Arc::new(Semaphore::new(2)),
             sync_slots: Arc::new(Semaphore::new(sync_slots())),
-            body_budget: Arc::new(Semaphore::new(BODY_BYTES_IN_FLIGHT_MAX)),
+            body_budget: ByteBudget::new(BODY_BYTES_IN_FLIGHT_MAX),
             export_slots: Arc::new(Semaphore::new(EXPORTS_AT_ONCE)),
             logins: Arc::new(crate::login::Limiter::default()),
             body_budget_wait: BODY_BUDGET_WAIT,
@@ -258,6 +258,22 @@ async fn metrics_text(State(st): State<AppState>, Auth(s): Auth) -> Result<Respo
     Ok(prometheus(&st.metrics))
 }
 
+/// Bytes all requests' bodies may hold together, one permit per byte.
+#[derive(Clone)]
+pub struct ByteBudget {
+    permits: Arc<Semaphore>,
+    total: usize,
+}
+
+impl ByteBudget {
+    pub fn new(total: usize) -> ByteBudget {
+        ByteBudget {
+            permits: Arc::new(Semaphore::new(total)),
+            total,
+        }
+    }
+}
+
 /// A body read under the byte budget; the budget is given back when this
 /// is dropped, after the handler is done with the bytes.
 pub struct Budgeted {
@@ -289,12 +305,14 @@ pub async fn read_body(
         )));
     }
     // Room for the body is taken before its first byte is read; a body of
-    // unknown length takes room for the largest allowed.
-    let want = declared.unwrap_or(max).max(1);
+    // unknown length takes room for the largest allowed. A body larger than
+    // the whole budget (a registry file) takes all of it: it then waits for
+    // every other body, but never for ever.
+    let want = declared.unwrap_or(max).clamp(1, st.body_budget.total);
     let permits = u32::try_from(want).unwrap_or(u32::MAX);
     let permit = tokio::time::timeout(
         st.body_budget_wait,
-        st.body_budget.clone().acquire_many_owned(permits),
+        st.body_budget.permits.clone().acquire_many_owned(permits),
     )
     .await
     .map_err(|_| {
@@ -302,7 +320,7 @@ pub async fn read_body(
     })?
     .map_err(|e| AppError::Internal(e.to_string()))?;
     let mut body = body;
-    let mut out = Vec::with_capacity(want.min(1 << 20));
+    let mut out = Vec::with_capacity(declared.unwrap_or(0).min(1 << 20));
     loop {
         let frame = tokio::time::timeout(st.body_idle_timeout, body.frame())
             .await

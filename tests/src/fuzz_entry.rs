@@ -95,6 +95,10 @@ pub fn wire_response(data: &[u8]) {
 /// One Automerge document save or change, read as each record kind the way
 /// the store, the server and the review UI read records.
 pub fn automerge_doc(data: &[u8]) {
+    // The scan that bounds what loading costs reads any bytes without
+    // panicking; what it passes must still be refused or read cleanly below.
+    let scan =
+        fieldbook_core::doc::budget::check(data, &fieldbook_core::doc::budget::Budget::RECORD);
     let doc = match untrusted(|| Change::try_from(data))
         .ok()
         .and_then(Result::ok)
@@ -116,6 +120,15 @@ pub fn automerge_doc(data: &[u8]) {
         },
     };
     read_every_kind(&doc);
+    for kind in [
+        RecordKind::Site,
+        RecordKind::Inspection,
+        RecordKind::Finding,
+    ] {
+        let _ =
+            fieldbook_core::doc::layout::check(&doc, kind, "0190f000-0000-7000-8000-000000000001");
+    }
+    let _ = scan;
     // What the store keeps is a save of what it read; reading that back
     // must give the same records.
     let saved = doc.save();

@@ -22,6 +22,16 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
+/// Everything the server stores that a refused request might have touched.
+pub fn server_state(server: &TestServer) -> String {
+    use fieldbook_server::storage::Records;
+    format!(
+        "{:?} {:?}",
+        server.storage.counts().expect("counts"),
+        server.storage.verify_projections().expect("projections")
+    )
+}
+
 /// The operator at the server's command line: the whole deployment.
 pub fn operator() -> fieldbook_core::policy::Identity {
     fieldbook_core::policy::Identity {

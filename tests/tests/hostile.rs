@@ -42,14 +42,7 @@ fn server() -> TestServer {
     s
 }
 
-/// Everything the server stores that a refused request might have touched.
-fn state(server: &TestServer) -> String {
-    format!(
-        "{:?} {:?}",
-        server.storage.counts().unwrap(),
-        server.storage.verify_projections().unwrap()
-    )
-}
+use fieldbook_tests::server_state as state;
 
 fn actor(p: &Phone) -> ActorId {
     ActorId::from(
@@ -129,6 +122,26 @@ fn forge_doc(
     write(&mut tx);
     tx.commit();
     item(ItemKind::Document, kind, wire_id, d.save())
+}
+
+/// An empty inspection record by li.wei in county A, of `site`.
+fn li_inspection(id: &str, site: &str) -> fieldbook_core::model::Inspection {
+    fieldbook_core::model::Inspection {
+        id: id.into(),
+        site_id: site.into(),
+        site_kind: SiteKind::HouseholdToilet,
+        village_code: VILLAGE_A.into(),
+        template_version: 1,
+        inspector: "li.wei".into(),
+        device: "phone-li".into(),
+        started_at: 0,
+        location: None,
+        answers: Default::default(),
+        conflicts: Default::default(),
+        photos: Vec::new(),
+        notes: Vec::new(),
+        events: Vec::new(),
+    }
 }
 
 fn new_id() -> String {
@@ -409,26 +422,8 @@ fn another_countys_records_cannot_be_rewritten_through_borrowed_ids() {
     refused(verdict(&mut li, hijack), RejectCode::Invalid, "travels as");
     // The same for B's inspection and finding.
     let hijack = forge_doc(&li, &fresh, RecordKind::Inspection, |tx| {
-        fieldbook_core::doc::inspection::create(
-            tx,
-            &fieldbook_core::model::Inspection {
-                id: b.inspection.clone(),
-                site_id: b.site.clone(),
-                site_kind: SiteKind::HouseholdToilet,
-                village_code: VILLAGE_A.into(),
-                template_version: 1,
-                inspector: "li.wei".into(),
-                device: "phone-li".into(),
-                started_at: 0,
-                location: None,
-                answers: Default::default(),
-                conflicts: Default::default(),
-                photos: Vec::new(),
-                notes: Vec::new(),
-                events: Vec::new(),
-            },
-        )
-        .unwrap();
+        fieldbook_core::doc::inspection::create(tx, &li_inspection(&b.inspection, &b.site))
+            .unwrap();
     });
     refused(verdict(&mut li, hijack), RejectCode::Invalid, "travels as");
     // Under B's own ids: a site moved over sync, an inspection of A
@@ -440,26 +435,7 @@ fn another_countys_records_cannot_be_rewritten_through_borrowed_ids() {
     // An inspection in A tied to B's site.
     let id = new_id();
     let tied = forge_doc(&li, &id, RecordKind::Inspection, |tx| {
-        fieldbook_core::doc::inspection::create(
-            tx,
-            &fieldbook_core::model::Inspection {
-                id: id.clone(),
-                site_id: b.site.clone(),
-                site_kind: SiteKind::HouseholdToilet,
-                village_code: VILLAGE_A.into(),
-                template_version: 1,
-                inspector: "li.wei".into(),
-                device: "phone-li".into(),
-                started_at: 0,
-                location: None,
-                answers: Default::default(),
-                conflicts: Default::default(),
-                photos: Vec::new(),
-                notes: Vec::new(),
-                events: Vec::new(),
-            },
-        )
-        .unwrap();
+        fieldbook_core::doc::inspection::create(tx, &li_inspection(&id, &b.site)).unwrap();
     });
     refused(
         verdict(&mut li, tied),
@@ -469,26 +445,7 @@ fn another_countys_records_cannot_be_rewritten_through_borrowed_ids() {
     // A site that does not exist.
     let id = new_id();
     let ghost = forge_doc(&li, &id, RecordKind::Inspection, |tx| {
-        fieldbook_core::doc::inspection::create(
-            tx,
-            &fieldbook_core::model::Inspection {
-                id: id.clone(),
-                site_id: new_id(),
-                site_kind: SiteKind::HouseholdToilet,
-                village_code: VILLAGE_A.into(),
-                template_version: 1,
-                inspector: "li.wei".into(),
-                device: "phone-li".into(),
-                started_at: 0,
-                location: None,
-                answers: Default::default(),
-                conflicts: Default::default(),
-                photos: Vec::new(),
-                notes: Vec::new(),
-                events: Vec::new(),
-            },
-        )
-        .unwrap();
+        fieldbook_core::doc::inspection::create(tx, &li_inspection(&id, &new_id())).unwrap();
     });
     refused(
         verdict(&mut li, ghost),
@@ -1283,7 +1240,7 @@ fn body_bytes_and_exports_are_budgeted() {
     use std::io::Write;
     use std::time::Duration;
     let server = TestServer::start_tuned(fieldbook_server::listen::Limits::default(), |st| {
-        st.body_budget = std::sync::Arc::new(tokio::sync::Semaphore::new(64 << 10));
+        st.body_budget = fieldbook_server::app::ByteBudget::new(64 << 10);
         st.body_budget_wait = Duration::from_millis(500);
     });
     server.add_user("li.wei", Role::Inspector, &[COUNTY_A]);

@@ -28,14 +28,7 @@ fn server_with_users() -> TestServer {
     s
 }
 
-/// Everything the server stores that a refused request might have touched.
-fn server_state(server: &TestServer) -> String {
-    format!(
-        "{:?} {:?}",
-        server.storage.counts().unwrap(),
-        server.storage.verify_projections().unwrap()
-    )
-}
+use fieldbook_tests::server_state;
 
 fn site(store: &mut Store, village: &str) -> String {
     store

@@ -381,7 +381,12 @@ pub fn all(sim: &mut Sim) -> Result<(), String> {
         }
     }
 
-    // Every photo of every record is on the server, whole.
+    // Every photo of every record is on the server, whole. A server that a
+    // crash left down is brought back first: only what it holds counts,
+    // never whether it happened to be up.
+    if sim.net.server.state().is_err() {
+        sim.net.server.restart()?;
+    }
     let photos = &sim.net.server.state()?.photos;
     for (i, ins) in sim.inspections.iter().enumerate() {
         for h in &ins.photos {
