@@ -133,6 +133,18 @@ impl AppState {
             .map_err(AppError::from)
     }
 
+    /// Runs blocking work that reads and writes storage and answers with
+    /// an [`AppError`] of its own, on the blocking pool.
+    pub(crate) async fn db_app<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn Storage) -> Result<T, AppError> + Send + 'static,
+    ) -> Result<T, AppError> {
+        let s = self.storage.clone();
+        tokio::task::spawn_blocking(move || f(s.as_ref()))
+            .await
+            .map_err(|e| AppError::Internal(format!("storage task failed: {e}")))?
+    }
+
     pub(crate) async fn audit(
         &self,
         user: &str,
@@ -204,6 +216,7 @@ pub fn app(state: AppState) -> Router {
         )
         .merge(crate::admin_http::routes())
         .merge(crate::export_http::routes())
+        .merge(crate::console::routes())
         .layer(axum::middleware::from_fn(
             move |req, next: axum::middleware::Next| {
                 let metrics = metrics.clone();

@@ -357,20 +357,27 @@ pub fn run(args: Args) -> Result<()> {
         limit: Some(10_000),
         ..InspectionFilter::default()
     })?;
-    let (mut approved, mut returned) = (0, 0);
+    // One in ten is left waiting, so the console opens on work to do.
+    let (mut approved, mut returned, mut waiting) = (0, 0, 0);
     for row in &queue {
-        if rng.next().is_multiple_of(5) {
-            desk.return_inspection(&row.id, "请补拍现场照片 / retake the site photos")?;
-            returned += 1;
-        } else {
-            desk.approve(&row.id, None)?;
-            approved += 1;
+        match rng.next() % 10 {
+            0 | 1 => {
+                desk.return_inspection(&row.id, "请补拍现场照片 / retake the site photos")?;
+                returned += 1;
+            }
+            2 => waiting += 1,
+            _ => {
+                desk.approve(&row.id, None)?;
+                approved += 1;
+            }
         }
     }
     sim::sync_patiently(&mut desk, &mut dt, args.seed ^ 2, patience)?;
     step(
         started,
-        format_args!("supervisor approved {approved} and returned {returned}"),
+        format_args!(
+            "supervisor approved {approved} and returned {returned}; {waiting} wait for review"
+        ),
     );
 
     // Coverage, as the county office reports it.
@@ -463,9 +470,13 @@ pub fn run(args: Args) -> Result<()> {
     }
     println!();
     println!("The server keeps running at {url}");
-    println!(
-        "  log in as admin, county, supervisor or inspector-<township code>; password {password}"
-    );
+    println!("  review console: open {url}/ in a browser and log in as");
+    println!("    supervisor     (审核员: the review queue)   password {password}");
+    println!("    county         (县级办公室)                 password {password}");
+    println!("    admin          (管理员)                     password {password}");
+    if let Some(t) = townships.first() {
+        println!("    inspector-{t} (巡查员, the phone's user) password {password}");
+    }
     println!("  e.g. curl -H 'authorization: Bearer …' '{url}/v1/exports/coverage?format=csv'");
     println!(
         "  data in {} (removed when stopped unless --data was given)",

@@ -5,6 +5,7 @@
 //! - [`storage`]: the `Storage` trait and its SQLite implementation.
 //! - [`ingest`]: the trust boundary: every check a pushed record passes.
 //! - [`auth`]: passwords and device tokens.
+//! - [`console`]: the review console in the browser.
 //! - [`coverage`]: coverage rates, site maps and the records export.
 //! - [`registry`]: site registry CSV import.
 //! - [`registry_gen`]: a generated registry for the demo and benchmarks.
@@ -18,6 +19,7 @@ pub mod admin_http;
 pub mod answers;
 pub mod app;
 pub mod auth;
+pub mod console;
 pub mod coverage;
 pub mod error;
 pub mod export;

@@ -19,6 +19,7 @@ use crate::app::{AppState, JSON_BYTES_MAX, json_body, read_body};
 use crate::auth;
 use crate::error::AppError;
 use crate::metrics::Metrics;
+use crate::storage::UserRecord;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
@@ -125,17 +126,40 @@ pub async fn login(
     let body = read_body(&st, &headers, body, JSON_BYTES_MAX).await?;
     let req: LoginRequest = json_body(&body.bytes)?;
     drop(body);
-    bounded("user name", &req.username, USER_CHARS_MAX)?;
     bounded("device id", &req.device, DEVICE_CHARS_MAX)?;
-    if req.password.len() > PASSWORD_BYTES_MAX {
+    if req.actor.len() != 32 || !req.actor.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(AppError::BadRequest("actor must be 32 hex digits".into()));
+    }
+    let user = authenticate(&st, &req.username, &req.password, &req.device, peer).await?;
+    let actor = req.actor.to_ascii_lowercase();
+    let (token, expires_at) =
+        issue_token(&st, &user.name, &req.device, &actor, auth::TOKEN_TTL_MS).await?;
+    Ok(Json(LoginResponse {
+        token,
+        expires_at,
+        user: user.name,
+        role: user.role.key().into(),
+        areas: user.areas,
+    }))
+}
+
+/// Checks a user name and password under the backoff, for the phone's
+/// login and the console's alike: the account if both are right and it is
+/// enabled. Failures are counted and audited.
+pub(crate) async fn authenticate(
+    st: &AppState,
+    username: &str,
+    password: &str,
+    device: &str,
+    peer: Option<std::net::SocketAddr>,
+) -> Result<UserRecord, AppError> {
+    bounded("user name", username, USER_CHARS_MAX)?;
+    if password.len() > PASSWORD_BYTES_MAX {
         return Err(AppError::BadRequest(format!(
             "a password is at most {PASSWORD_BYTES_MAX} bytes"
         )));
     }
-    if req.actor.len() != 32 || !req.actor.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(AppError::BadRequest("actor must be 32 hex digits".into()));
-    }
-    let user_key = format!("user:{}", req.username);
+    let user_key = format!("user:{username}");
     let mut keys = vec![(user_key.clone(), FREE_FAILURES_PER_USER)];
     if let Some(p) = peer {
         keys.push((format!("addr:{}", p.ip()), FREE_FAILURES_PER_ADDRESS));
@@ -147,7 +171,7 @@ pub async fn login(
             retry_after_s: wait,
         });
     }
-    let name = req.username.clone();
+    let name = username.to_owned();
     let user = st.db(move |s| s.user(&name)).await?;
     // An unknown user is checked against a dummy hash, so that both answers
     // take one argon2 check.
@@ -155,7 +179,7 @@ pub async fn login(
         || auth::dummy_hash().to_owned(),
         |u| u.password_hash.clone(),
     );
-    let password = req.password.clone();
+    let password = password.to_owned();
     let ok = {
         let _permit = st
             .password_checks
@@ -170,8 +194,8 @@ pub async fn login(
         st.logins.fail(&keys, now);
         Metrics::add(&st.metrics.login_failures, 1);
         st.audit(
-            &req.username,
-            Some(&req.device),
+            username,
+            Some(device),
             "login_failed",
             peer.map(|p| format!("from {}", p.ip())).unwrap_or_default(),
         )
@@ -180,41 +204,34 @@ pub async fn login(
     };
     st.logins.succeed(&user_key);
     if user.disabled {
-        st.audit(
-            &user.name,
-            Some(&req.device),
-            "login_disabled",
-            String::new(),
-        )
-        .await?;
+        st.audit(&user.name, Some(device), "login_disabled", String::new())
+            .await?;
         return Err(AppError::Forbidden(
             "this account is disabled; ask an administrator".into(),
         ));
     }
+    Ok(user)
+}
+
+/// Registers `device` of `user` with `actor` and issues a token living
+/// `ttl_ms`: the token and when it expires.
+pub(crate) async fn issue_token(
+    st: &AppState,
+    user: &str,
+    device: &str,
+    actor: &str,
+    ttl_ms: i64,
+) -> Result<(String, i64), AppError> {
+    let now = st.now();
     let (token, hash) = auth::new_token().map_err(AppError::Internal)?;
-    let expires_at = now + auth::TOKEN_TTL_MS;
-    let (u, d, a) = (
-        user.name.clone(),
-        req.device.clone(),
-        req.actor.to_ascii_lowercase(),
-    );
+    let expires_at = now + ttl_ms;
+    let (u, d, a) = (user.to_owned(), device.to_owned(), actor.to_owned());
     st.db(move |s| s.register_device(&u, &d, &a, &hash, expires_at, now))
         .await?;
     Metrics::add(&st.metrics.logins, 1);
-    st.audit(
-        &user.name,
-        Some(&req.device),
-        "login",
-        format!("actor {}", req.actor),
-    )
-    .await?;
-    Ok(Json(LoginResponse {
-        token,
-        expires_at,
-        user: user.name,
-        role: user.role.key().into(),
-        areas: user.areas,
-    }))
+    st.audit(user, Some(device), "login", format!("actor {actor}"))
+        .await?;
+    Ok((token, expires_at))
 }
 
 #[cfg(test)]

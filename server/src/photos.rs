@@ -220,6 +220,34 @@ impl PhotoStore {
         std::fs::read(self.final_path(h)).ok()
     }
 
+    /// A small copy of a stored photo for lists and review pages, made on
+    /// first use with the phone's own pipeline and kept beside the photos.
+    /// Blocking: call it off the async workers.
+    pub fn thumbnail(&self, h: &str) -> Option<Vec<u8>> {
+        if !valid_hash(h) {
+            return None;
+        }
+        let dir = self.dir.join("thumbs");
+        let path = dir.join(format!("{h}.jpg"));
+        if let Ok(b) = std::fs::read(&path) {
+            return Some(b);
+        }
+        let original = self.read(h)?;
+        let options = fieldbook_core::photo::PhotoOptions {
+            edge_px_max: THUMB_EDGE_PX,
+            quality: 70,
+            ..Default::default()
+        };
+        let small = fieldbook_core::photo::compress(&original, &options).ok()?;
+        // A lost race writes the same bytes twice; the rename is atomic.
+        let _ = std::fs::create_dir_all(&dir);
+        let tmp = dir.join(format!("{h}.{}.tmp", std::process::id()));
+        if std::fs::write(&tmp, &small.jpeg).is_ok() {
+            let _ = std::fs::rename(&tmp, &path);
+        }
+        Some(small.jpeg)
+    }
+
     /// Whether a complete photo is stored.
     pub fn has(&self, h: &str) -> bool {
         valid_hash(h) && self.final_path(h).exists()
@@ -484,6 +512,9 @@ pub async fn patch(
 /// and `Upload-Metadata` with `blake3 <base64 of the hex hash>`), checked.
 /// Separate from the handler so the header parsing can be exercised on its
 /// own (the fuzz targets do).
+/// Long edge of console thumbnails, pixels.
+pub const THUMB_EDGE_PX: u32 = 320;
+
 pub fn creation_headers(headers: &HeaderMap) -> Result<(u64, String), AppError> {
     let length: u64 = header_str(headers, "upload-length")
         .and_then(|v| v.parse().ok())
@@ -573,11 +604,32 @@ pub async fn get(
     Auth(s): Auth,
     Path(hash): Path<String>,
 ) -> Result<Response, AppError> {
-    check_hash(&hash)?;
-    let (h2, areas) = (hash.clone(), s.pusher.areas.clone());
+    readable(&st, &s.pusher.areas, &hash, false).await
+}
+
+/// A photo (or its thumbnail) if a record in `areas` holds it: the one
+/// scope check of the phone API and the console.
+pub async fn readable(
+    st: &AppState,
+    areas: &[String],
+    hash: &str,
+    thumbnail: bool,
+) -> Result<Response, AppError> {
+    check_hash(hash)?;
+    let (h2, areas) = (hash.to_owned(), areas.to_vec());
     let allowed = st.db(move |db| db.photo_readable(&h2, &areas)).await?;
     // Not found and not allowed look the same: no probing for photos.
-    let data = if allowed { st.photos.read(&hash) } else { None };
+    let data = match (allowed, thumbnail) {
+        (false, _) => None,
+        (true, false) => st.photos.read(hash),
+        (true, true) => {
+            let (p, h) = (st.photos.clone(), hash.to_owned());
+            tokio::task::spawn_blocking(move || p.thumbnail(&h))
+                .await
+                .ok()
+                .flatten()
+        }
+    };
     match data {
         Some(d) => Ok((
             [

@@ -8,6 +8,7 @@
 // Test support: a failure to set up a scenario should fail it loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod console;
 pub mod fuzz_entry;
 pub mod simulation;
 

@@ -136,3 +136,64 @@ pub trait Context {
         crate::model::Divisions::luoyang().is_village(code)
     }
 }
+
+/// A workflow event on an inspection by `who`, numbered for the revision
+/// it submits or reviews given the events so far.
+pub fn inspection_event(
+    who: &Identity,
+    kind: crate::model::EventKind,
+    events: &[crate::model::Event],
+    comment: Option<String>,
+    id: String,
+    at: i64,
+) -> crate::model::Event {
+    use crate::model::EventKind;
+    let state = crate::model::workflow::fold_inspection(events);
+    let revision = match kind {
+        EventKind::Submitted => Some(state.revision + 1),
+        EventKind::Returned | EventKind::Approved => Some(state.revision),
+        _ => None,
+    };
+    crate::model::Event {
+        id,
+        kind,
+        author: who.user.clone(),
+        role: who.role,
+        at,
+        revision,
+        comment,
+        responsible: None,
+        deadline: None,
+    }
+}
+
+/// The review steps `who` may take on inspection `i` now (approve, return,
+/// comment), found by trying each on a copy through [`check_write`]: the
+/// buttons an app offers are exactly what the rules accept.
+pub fn inspection_steps(
+    who: &Identity,
+    i: &crate::model::Inspection,
+    ctx: &dyn Context,
+) -> Vec<crate::model::EventKind> {
+    use crate::model::EventKind;
+    let before = crate::doc::Record::Inspection(i.clone());
+    [
+        EventKind::Approved,
+        EventKind::Returned,
+        EventKind::Commented,
+    ]
+    .into_iter()
+    .filter(|&kind| {
+        let mut after = i.clone();
+        let e = inspection_event(who, kind, &i.events, Some("-".into()), "-".into(), 0);
+        after.events.push(e);
+        check_write(
+            who,
+            Some(&before),
+            &crate::doc::Record::Inspection(after),
+            ctx,
+        )
+        .is_ok()
+    })
+    .collect()
+}

@@ -7,6 +7,7 @@
 //! holds Automerge documents between requests.
 
 pub mod reports;
+pub mod review;
 pub mod sqlite;
 
 use fieldbook_core::model::{Role, Site};
@@ -170,6 +171,10 @@ pub trait Accounts {
     /// The session of a token hash, if the token is known, unexpired at
     /// `now`, its device not revoked and its user not disabled.
     fn session(&self, token_hash: &str, now: i64) -> Result<Option<Session>>;
+    /// Moves a token's expiry to `until`, but never past `created_at +
+    /// lifetime_ms`: the console's sessions expire when idle and at the
+    /// latest a fixed time after login.
+    fn extend_token(&self, token_hash: &str, until: i64, lifetime_ms: i64) -> Result<()>;
     fn devices(&self) -> Result<Vec<DeviceRecord>>;
     fn device(&self, id: &str) -> Result<Option<DeviceRecord>>;
     /// Revokes a device and all its tokens; false if unknown.
@@ -213,12 +218,19 @@ pub trait Records {
 }
 
 /// Everything the server stores.
-pub trait Storage: Accounts + Records + reports::Reports + Send + Sync + 'static {}
+pub trait Storage:
+    Accounts + Records + reports::Reports + review::Review + Send + Sync + 'static
+{
+}
 
-impl<T: Accounts + Records + reports::Reports + Send + Sync + 'static> Storage for T {}
+impl<T: Accounts + Records + reports::Reports + review::Review + Send + Sync + 'static> Storage
+    for T
+{
+}
 
 /// The storage traits, for callers that use a backend's methods.
 pub mod prelude {
     pub use super::reports::Reports;
+    pub use super::review::Review;
     pub use super::{Accounts, Records, Storage};
 }

@@ -22,11 +22,13 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 mod accounts;
 mod records;
 mod reports;
+mod review;
 
 /// Schema migrations, in order; index + 1 is the version each produces.
 pub const MIGRATIONS: &[(&str, &str)] = &[
     ("schema_001", include_str!("schema_001.sql")),
     ("schema_002", include_str!("schema_002.sql")),
+    ("schema_003", include_str!("schema_003.sql")),
 ];
 
 /// Log rows read per pull query.

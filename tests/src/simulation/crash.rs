@@ -20,11 +20,13 @@
 //! and reopens it with `Store::open`. Every access is one store transaction,
 //! so unwinding between two of them is a process kill between two steps.
 
+use fieldbook_core::doc::RecordKind;
 use fieldbook_core::model::Site;
 use fieldbook_core::store::Store;
 use fieldbook_core::sync::client::StoreAccess;
 use fieldbook_core::sync::wire::Item;
 use fieldbook_server::storage::reports::{FindingRow, Reports, SiteRow};
+use fieldbook_server::storage::review::{QueuePage, QueueQuery, Review};
 use fieldbook_server::storage::sqlite::SqliteStorage;
 use fieldbook_server::storage::{
     Accounts, AuditEntry, AuditLine, AuditQuery, Counts, DeviceRecord, Identity, Outcome, Page,
@@ -122,6 +124,18 @@ impl Reports for CrashingStorage {
     }
 }
 
+impl Review for CrashingStorage {
+    fn review_queue(&self, q: &QueueQuery) -> Result<QueuePage> {
+        self.gate("review_queue", || self.inner.review_queue(q))
+    }
+    fn status_counts(&self, q: &QueueQuery) -> Result<Vec<(String, u64)>> {
+        self.gate("status_counts", || self.inner.status_counts(q))
+    }
+    fn record(&self, id: &str) -> Result<Option<(RecordKind, Vec<u8>)>> {
+        self.gate("record", || self.inner.record(id))
+    }
+}
+
 impl Accounts for CrashingStorage {
     fn create_user(&self, user: &UserRecord) -> Result<()> {
         self.gate("create_user", || self.inner.create_user(user))
@@ -158,6 +172,11 @@ impl Accounts for CrashingStorage {
     }
     fn session(&self, token_hash: &str, now: i64) -> Result<Option<Session>> {
         self.gate("session", || self.inner.session(token_hash, now))
+    }
+    fn extend_token(&self, token_hash: &str, until: i64, lifetime_ms: i64) -> Result<()> {
+        self.gate("extend_token", || {
+            self.inner.extend_token(token_hash, until, lifetime_ms)
+        })
     }
     fn devices(&self) -> Result<Vec<DeviceRecord>> {
         self.gate("devices", || self.inner.devices())

@@ -232,6 +232,16 @@ impl Accounts for SqliteStorage {
         .transpose()
     }
 
+    fn extend_token(&self, token_hash: &str, until: i64, lifetime_ms: i64) -> Result<()> {
+        self.lock()
+            .prepare_cached(
+                "UPDATE tokens SET expires_at = min(?2, created_at + ?3)
+                 WHERE hash = ?1 AND expires_at < ?2",
+            )?
+            .execute(params![token_hash, until, lifetime_ms])?;
+        Ok(())
+    }
+
     fn devices(&self) -> Result<Vec<DeviceRecord>> {
         let conn = self.reader();
         let mut st = conn.prepare(

@@ -1,0 +1,173 @@
+//! [`Review`] on SQLite: the queue from the projections on a reader
+//! connection, records loaded as the pull loads them.
+
+use super::super::Result;
+use super::super::review::{QueuePage, QueueQuery, QueueRow, Review};
+use super::SqliteStorage;
+use super::records::{area_clause, whole_save};
+use fieldbook_core::doc::RecordKind;
+use fieldbook_core::model::area::prefix_upper_bound;
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{OptionalExtension, params_from_iter};
+
+/// Statuses the queue shows when none is asked for: drafts are the
+/// inspector's own business until submitted.
+const REVIEWED_STATUSES: [&str; 3] = ["submitted", "returned", "approved"];
+
+/// The WHERE clause of `q` (without status and paging) and its parameters.
+fn filters(q: &QueueQuery) -> (Vec<String>, Vec<SqlValue>) {
+    let mut clauses = vec!["i.submitted_at IS NOT NULL".to_owned()];
+    let mut params: Vec<SqlValue> = Vec::new();
+    let (areas, area_params) = area_clause("i.village_code", &q.areas, 1);
+    clauses.push(areas);
+    params.extend(area_params.into_iter().map(SqlValue::Text));
+    let mut push = |clause: String, v: SqlValue, params: &mut Vec<SqlValue>| {
+        params.push(v);
+        clauses.push(clause.replace('?', &format!("?{}", params.len())));
+    };
+    if let Some(a) = &q.area {
+        push(
+            "i.village_code >= ?".into(),
+            SqlValue::Text(a.clone()),
+            &mut params,
+        );
+        push(
+            "i.village_code < ?".into(),
+            SqlValue::Text(prefix_upper_bound(a)),
+            &mut params,
+        );
+    }
+    if let Some(k) = &q.site_kind {
+        push(
+            "i.site_kind = ?".into(),
+            SqlValue::Text(k.clone()),
+            &mut params,
+        );
+    }
+    if let Some(u) = &q.inspector {
+        push(
+            "i.inspector = ?".into(),
+            SqlValue::Text(u.clone()),
+            &mut params,
+        );
+    }
+    if let Some(t) = q.from {
+        push(
+            "i.submitted_at >= ?".into(),
+            SqlValue::Integer(t),
+            &mut params,
+        );
+    }
+    if let Some(t) = q.until {
+        push(
+            "i.submitted_at < ?".into(),
+            SqlValue::Integer(t),
+            &mut params,
+        );
+    }
+    (clauses, params)
+}
+
+fn statuses(q: &QueueQuery) -> Vec<String> {
+    if q.statuses.is_empty() {
+        REVIEWED_STATUSES.iter().map(|s| (*s).to_owned()).collect()
+    } else {
+        q.statuses.clone()
+    }
+}
+
+impl Review for SqliteStorage {
+    fn review_queue(&self, q: &QueueQuery) -> Result<QueuePage> {
+        let (mut clauses, mut params) = filters(q);
+        let statuses = statuses(q);
+        let marks: Vec<String> = statuses
+            .iter()
+            .map(|s| {
+                params.push(SqlValue::Text(s.clone()));
+                format!("?{}", params.len())
+            })
+            .collect();
+        clauses.push(format!("i.status IN ({})", marks.join(", ")));
+        if let Some((at, id)) = &q.after {
+            params.push(SqlValue::Integer(*at));
+            let n = params.len();
+            params.push(SqlValue::Text(id.clone()));
+            clauses.push(format!(
+                "(i.submitted_at > ?{n} OR (i.submitted_at = ?{n} AND i.id > ?{}))",
+                n + 1
+            ));
+        }
+        let limit = q.limit.clamp(1, 500) as usize;
+        params.push(SqlValue::Integer(limit as i64 + 1));
+        let sql = format!(
+            "SELECT i.id, i.site_id, coalesce(s.name, ''), i.site_kind, i.village_code, i.status,
+                    i.revision, i.inspector, i.started_at, i.submitted_at, i.reviewed_at,
+                    i.photos, i.conflicts
+             FROM inspections i LEFT JOIN sites s ON s.id = i.site_id
+             WHERE {}
+             ORDER BY i.submitted_at, i.id
+             LIMIT ?{}",
+            clauses.join(" AND "),
+            params.len()
+        );
+        let conn = self.reader();
+        let mut st = conn.prepare_cached(&sql)?;
+        let mut rows: Vec<QueueRow> = st
+            .query_map(params_from_iter(params.iter()), |r| {
+                Ok(QueueRow {
+                    id: r.get(0)?,
+                    site_id: r.get(1)?,
+                    site_name: r.get(2)?,
+                    site_kind: r.get(3)?,
+                    village_code: r.get(4)?,
+                    status: r.get(5)?,
+                    revision: r.get(6)?,
+                    inspector: r.get(7)?,
+                    started_at: r.get(8)?,
+                    submitted_at: r.get(9)?,
+                    reviewed_at: r.get(10)?,
+                    photos: r.get(11)?,
+                    conflicts: r.get(12)?,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        let next = if rows.len() > limit {
+            rows.truncate(limit);
+            rows.last().map(|r| (r.submitted_at, r.id.clone()))
+        } else {
+            None
+        };
+        Ok(QueuePage { rows, next })
+    }
+
+    fn status_counts(&self, q: &QueueQuery) -> Result<Vec<(String, u64)>> {
+        let (clauses, params) = filters(q);
+        let sql = format!(
+            "SELECT i.status, count(*) FROM inspections i WHERE {} GROUP BY i.status",
+            clauses.join(" AND ")
+        );
+        let conn = self.reader();
+        let mut st = conn.prepare_cached(&sql)?;
+        let rows = st
+            .query_map(params_from_iter(params.iter()), |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?.max(0) as u64))
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(rows)
+    }
+
+    fn record(&self, id: &str) -> Result<Option<(RecordKind, Vec<u8>)>> {
+        let conn = self.reader();
+        let kind: Option<String> = conn
+            .prepare_cached(
+                "SELECT kind FROM documents WHERE id = ?1
+                 AND NOT EXISTS (SELECT 1 FROM quarantine WHERE doc_id = ?1)",
+            )?
+            .query_row([id], |r| r.get(0))
+            .optional()?;
+        let Some(kind) = kind.as_deref().and_then(RecordKind::from_key) else {
+            return Ok(None);
+        };
+        Ok(Some((kind, whole_save(&conn, id)?)))
+    }
+}

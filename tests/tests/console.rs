@@ -1,0 +1,332 @@
+//! The review console over real HTTP: every route for every role, inside
+//! and outside its areas and without a session; review steps written in
+//! the console reaching a real phone store; sessions, CSRF and escaping.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly on purpose.
+
+use fieldbook_core::model::{GpsFix, InspectionStatus, Role, SiteKind};
+use fieldbook_core::photo::PhotoInput;
+use fieldbook_core::store::NewSite;
+use fieldbook_server::storage::prelude::*;
+use fieldbook_tests::console::Console;
+use fieldbook_tests::{PASSWORD, Phone, TestServer, server_state, test_png, toilet_answers};
+
+const COUNTY: &str = "410324";
+const VILLAGE: &str = "410324101201";
+const OTHER_COUNTY: &str = "410325";
+
+fn server() -> TestServer {
+    let s = TestServer::start();
+    s.add_user("li.wei", Role::Inspector, &[COUNTY]);
+    s.add_user("wang.fang", Role::Supervisor, &[COUNTY]);
+    s.add_user("zhao.lei", Role::Supervisor, &[OTHER_COUNTY]);
+    s.add_user("zhou.min", Role::CountyOffice, &[COUNTY]);
+    s.add_user("root", Role::Admin, &[COUNTY]);
+    s
+}
+
+/// A submitted household-toilet inspection with one real photo, synced:
+/// its id and the photo's hash.
+fn submitted(p: &mut Phone, site_name: &str, note: &str) -> (String, String) {
+    let site = p
+        .store
+        .add_site(NewSite {
+            kind: SiteKind::HouseholdToilet,
+            name: site_name.into(),
+            village_code: VILLAGE.into(),
+            location: Some(fieldbook_core::model::GeoPoint {
+                lat: 33.80,
+                lon: 111.60,
+            }),
+            attributes: Default::default(),
+        })
+        .unwrap();
+    let id = p.store.start_inspection(&site).unwrap();
+    p.store.set_answers(&id, &toilet_answers(true)).unwrap();
+    let mut hashes = [7, 8].map(|seed| {
+        p.store
+            .add_photo(
+                &id,
+                PhotoInput::Bytes(&test_png(640, 480, seed)),
+                Some("photos"),
+            )
+            .unwrap()
+            .hash
+    });
+    let hash = std::mem::take(&mut hashes[0]);
+    p.store
+        .set_location(
+            &id,
+            GpsFix {
+                lat: 33.801,
+                lon: 111.601,
+                accuracy_m: 9.0,
+                at: 1_780_000_000_000,
+                mock: false,
+            },
+        )
+        .unwrap();
+    p.store.add_note(&id, note).unwrap();
+    p.store.submit(&id).unwrap();
+    let s = p.sync().unwrap();
+    assert!(s.rejected.is_empty(), "{:?}", s.rejected);
+    assert_eq!(s.photos.uploaded, 2);
+    (id, hash)
+}
+
+fn status_on_phone(p: &mut Phone, id: &str) -> InspectionStatus {
+    p.sync().unwrap();
+    p.store.inspection_view(id).unwrap().status
+}
+
+#[test]
+fn every_route_for_every_role_inside_outside_and_without_a_session() {
+    let server = server();
+    let mut li = Phone::login(&server, "li.wei", "phone-li");
+    let (id, hash) = submitted(&mut li, "张家户厕", "盖板完好");
+    let url = &server.url;
+
+    // Without a session every page leads to the login, every step too,
+    // and nothing changes.
+    let anon = Console::new(url);
+    for path in [
+        "/".to_owned(),
+        "/queue".into(),
+        format!("/inspections/{id}"),
+        format!("/console/photos/{hash}"),
+        format!("/console/photos/{hash}/thumb"),
+    ] {
+        let r = anon.get(&path);
+        assert_eq!((r.status, r.location()), (303, "/login"), "{path}");
+    }
+    let before = server_state(&server);
+    let r = anon.post_form(&format!("/inspections/{id}/approve"), &[("csrf", "x")]);
+    assert_eq!((r.status, r.location()), (303, "/login"));
+    assert_eq!(server_state(&server), before);
+
+    // (user, sees the inspection, may review it)
+    let cases = [
+        ("wang.fang", true, true),
+        ("zhou.min", true, false),
+        ("zhao.lei", false, false),
+        ("root", true, false),
+        ("li.wei", true, false),
+    ];
+    for (user, inside, reviews) in cases {
+        let (c, r) = Console::login(url, user, PASSWORD);
+        assert_eq!((r.status, r.location()), (303, "/"), "{user} logs in");
+        let home = c.get("/");
+        assert!(matches!(home.status, 200 | 303), "{user}: {home:?}");
+        let queue = c.get("/queue?status=all");
+        assert_eq!(queue.status, 200, "{user}");
+        assert_eq!(queue.body.contains(&id), inside, "{user} lists it");
+        let page = c.get(&format!("/inspections/{id}"));
+        assert_eq!(page.status, if inside { 200 } else { 403 }, "{user}");
+        assert_eq!(
+            page.body.contains(&format!("/inspections/{id}/approve")),
+            reviews,
+            "{user}: the approve button shows only to who may approve"
+        );
+        assert_eq!(
+            page.body.contains(&format!("/inspections/{id}/return")),
+            reviews,
+            "{user}"
+        );
+        for path in [
+            format!("/console/photos/{hash}"),
+            format!("/console/photos/{hash}/thumb"),
+        ] {
+            let (status, bytes) = c.get_bytes(&path);
+            assert_eq!(status, if inside { 200 } else { 404 }, "{user} {path}");
+            if inside {
+                assert_eq!(&bytes[..2], &[0xff, 0xd8], "{user} {path}: a JPEG");
+            }
+        }
+        let (_, full) = c.get_bytes(&format!("/console/photos/{hash}"));
+        let (_, thumb) = c.get_bytes(&format!("/console/photos/{hash}/thumb"));
+        if inside {
+            assert!(thumb.len() < full.len(), "the thumbnail is smaller");
+        }
+        // A forged approval: the role's own token, posted without the
+        // button. Only a supervisor of the area may; the rest get 403 and
+        // nothing changes.
+        if !reviews {
+            let csrf = Console::csrf_of(&c.get("/queue").body);
+            let before = server_state(&server);
+            for step in ["approve", "return"] {
+                let r = c.post_form(
+                    &format!("/inspections/{id}/{step}"),
+                    &[("csrf", &csrf), ("comment", "forged")],
+                );
+                assert_eq!(r.status, 403, "{user} {step}: {}", r.body);
+            }
+            assert_eq!(server_state(&server), before, "{user}");
+        }
+        // Out of the user's areas as a filter: refused, not widened.
+        let r = c.get(&format!("/queue?area={OTHER_COUNTY}"));
+        if user != "zhao.lei" {
+            assert_eq!(r.status, 403, "{user}");
+        }
+    }
+    assert_eq!(status_on_phone(&mut li, &id), InspectionStatus::Submitted);
+
+    // A step without the page's CSRF token is refused and changes nothing.
+    let (c, _) = Console::login(url, "wang.fang", PASSWORD);
+    let before = server_state(&server);
+    for csrf in ["", "0000", &"a".repeat(64)] {
+        let r = c.post_form(&format!("/inspections/{id}/approve"), &[("csrf", csrf)]);
+        assert_eq!(r.status, 403, "csrf {csrf:?}");
+    }
+    assert_eq!(server_state(&server), before);
+    // Malformed ids, steps and filters answer clearly.
+    assert_eq!(c.get("/inspections/not-a-uuid").status, 404);
+    assert_eq!(
+        c.get(&format!("/inspections/{}", uuid::Uuid::now_v7()))
+            .status,
+        404
+    );
+    assert_eq!(c.step(&id, "delete", "").status, 404);
+    assert_eq!(
+        c.step(&id, "return", "  ").status,
+        400,
+        "a reason is required"
+    );
+    for bad in [
+        "status=draft",
+        "status=nonsense",
+        "kind=castle",
+        "from=2026-13-01",
+        "area=41x",
+        "after=zzz",
+    ] {
+        assert_eq!(c.get(&format!("/queue?{bad}")).status, 400, "{bad}");
+    }
+    assert_eq!(server_state(&server), before);
+}
+
+#[test]
+fn a_return_and_an_approval_in_the_console_reach_the_phone() {
+    let server = server();
+    let mut li = Phone::login(&server, "li.wei", "phone-li");
+    let (id, _) = submitted(&mut li, "张家户厕", "盖板完好");
+    let (c, _) = Console::login(&server.url, "wang.fang", PASSWORD);
+    let queue = c.get("/queue");
+    assert!(queue.body.contains(&id), "waiting in the queue");
+
+    let r = c.step(&id, "comment", "照片清楚");
+    assert_eq!(
+        (r.status, r.location()),
+        (303, &*format!("/inspections/{id}?"))
+    );
+    let r = c.step(&id, "return", "缺少化粪池照片");
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert_eq!(status_on_phone(&mut li, &id), InspectionStatus::Returned);
+    let view = li.store.inspection_view(&id).unwrap();
+    let reasons: Vec<_> = view
+        .timeline
+        .iter()
+        .filter_map(|t| t.comment.clone())
+        .collect();
+    assert!(
+        reasons.contains(&"缺少化粪池照片".to_owned()),
+        "{reasons:?}"
+    );
+    assert!(reasons.contains(&"照片清楚".to_owned()), "{reasons:?}");
+
+    // Approving a returned inspection is not offered, and refused.
+    let page = c.get(&format!("/inspections/{id}"));
+    assert!(!page.body.contains("/approve\""), "no approve button now");
+    assert_eq!(c.step(&id, "approve", "").status, 403);
+
+    li.store.add_note(&id, "已补拍").unwrap();
+    li.store.submit(&id).unwrap();
+    li.sync().unwrap();
+    let r = c.step(&id, "approve", "");
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert_eq!(status_on_phone(&mut li, &id), InspectionStatus::Approved);
+    let view = li.store.inspection_view(&id).unwrap();
+    assert_eq!(view.revision, 2);
+    // The console's changes are in the log under its own device and actor.
+    let audit = server
+        .storage
+        .audit_log(&fieldbook_server::storage::AuditQuery {
+            limit: 100,
+            ..Default::default()
+        })
+        .unwrap();
+    assert!(
+        audit
+            .iter()
+            .any(|l| l.entry.action == "console_approve" && l.entry.user == "wang.fang"),
+        "audited"
+    );
+    assert!(server.storage.verify_projections().unwrap().is_empty());
+}
+
+#[test]
+fn text_from_phones_is_shown_as_text() {
+    let server = server();
+    let mut li = Phone::login(&server, "li.wei", "phone-li");
+    let name = "<script>alert('site')</script>";
+    let note = "=HYPERLINK(\"http://evil.example\",\"点我\") <img src=x onerror=alert(1)>";
+    let (id, _) = submitted(&mut li, name, note);
+    let (c, _) = Console::login(&server.url, "wang.fang", PASSWORD);
+    for path in ["/queue".to_owned(), format!("/inspections/{id}")] {
+        let page = c.get(&path);
+        assert_eq!(page.status, 200);
+        assert!(!page.body.contains("<script>alert"), "{path}");
+        assert!(!page.body.contains("<img src=x"), "{path}");
+        assert!(
+            page.body.contains("&#60;script&#62;alert(&#39;site&#39;)"),
+            "{path}: shown, escaped"
+        );
+        let csp = &page.headers["content-security-policy"];
+        assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"));
+        assert!(csp.contains("frame-ancestors 'none'"));
+        assert_eq!(page.headers["x-content-type-options"], "nosniff");
+    }
+    assert!(
+        c.get(&format!("/inspections/{id}"))
+            .body
+            .contains("=HYPERLINK(")
+    );
+}
+
+#[test]
+fn sessions_are_cookies_that_expire_and_end() {
+    let server = server();
+    let url = &server.url;
+    let (c, r) = Console::login(url, "wang.fang", PASSWORD);
+    let cookie = &r.headers["set-cookie"];
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"));
+    assert_eq!(c.get("/queue").status, 200);
+
+    let (_, r) = Console::login(url, "wang.fang", "wrong password!");
+    assert_eq!(r.status, 401);
+    assert!(r.body.contains("wrong user name or password"));
+    assert!(!r.headers.contains_key("set-cookie"));
+
+    // A phone's bearer token is not a console cookie.
+    let token = fieldbook_tests::token(&server, "wang.fang", "desk");
+    let mut phone_cookie = Console::new(url);
+    phone_cookie.cookie = Some(format!("fb_session={token}"));
+    assert_eq!(phone_cookie.get("/queue").status, 303);
+
+    // Idle for longer than the idle limit: back to the login.
+    let (idle, _) = Console::login(url, "wang.fang", PASSWORD);
+    server.clock_offset.store(
+        fieldbook_server::console::session::IDLE_MS + 60_000,
+        std::sync::atomic::Ordering::SeqCst,
+    );
+    assert_eq!(idle.get("/queue").location(), "/login");
+    server
+        .clock_offset
+        .store(0, std::sync::atomic::Ordering::SeqCst);
+
+    // Logging out revokes the session's device.
+    let (c, _) = Console::login(url, "wang.fang", PASSWORD);
+    let csrf = Console::csrf_of(&c.get("/queue").body);
+    let r = c.post_form("/logout", &[("csrf", &csrf)]);
+    assert_eq!((r.status, r.location()), (303, "/login"));
+    assert_eq!(c.get("/queue").location(), "/login");
+}
