@@ -7,7 +7,9 @@
 #                             build libjpeg-turbo (the photo pipeline)
 #   scripts/deps.sh --tests   also what the tests need: a JDK, JNA and npm
 #                             for the Kotlin harness, openpyxl for the
-#                             export tests
+#                             export tests, Chromium (with CJK fonts) and
+#                             npm playwright-core for the console's
+#                             browser tests
 #
 # Run as root, or as a user who may use sudo. On a system without apt-get
 # it names what is missing and stops.
@@ -26,6 +28,8 @@ if [ "$tests" = 1 ]; then
     command -v npm >/dev/null || need+=(npm)
     command -v python3 >/dev/null || need+=(python3)
     python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
+    command -v chromium >/dev/null || need+=(chromium)
+    [ -d /usr/share/fonts/opentype/noto ] || need+=(fonts-noto-cjk)
 fi
 
 if [ ${#need[@]} -gt 0 ]; then
@@ -51,4 +55,10 @@ if [ "$tests" = 1 ] && ! python3 -c "import openpyxl" 2>/dev/null; then
     echo "deps: installing openpyxl" >&2
     python3 -m pip install --quiet openpyxl 2>/dev/null ||
         python3 -m pip install --quiet --break-system-packages openpyxl
+fi
+
+browser="$(cd "$(dirname "$0")/../tests/browser" && pwd)"
+if [ "$tests" = 1 ] && [ ! -d "$browser/node_modules/playwright-core" ]; then
+    echo "deps: installing playwright-core (tests/browser)" >&2
+    (cd "$browser" && npm ci --no-audit --no-fund --loglevel=error)
 fi

@@ -1,7 +1,8 @@
 // Keyboard for the review console; the pages work without it.
 // Queue: j/k move the selection, Enter (or o) opens it.
 // Inspection: a approves, r writes a return reason, c a comment, q goes
-// back to the queue. Keys are ignored while typing in a field.
+// back to the queue. Keys are ignored while typing in a field, where
+// Ctrl+Enter sends the form and Escape leaves the field.
 (function () {
   "use strict";
   function typing(e) {
@@ -23,11 +24,12 @@
     });
   });
   document.addEventListener("keydown", function (e) {
-    if (e.ctrlKey || e.metaKey || e.altKey) return;
     if (typing(e)) {
       if (e.key === "Escape") e.target.blur();
+      if (e.key === "Enter" && e.ctrlKey && e.target.form) e.target.form.submit();
       return;
     }
+    if (e.ctrlKey || e.metaKey || e.altKey) return;
     if (rows.length) {
       if (e.key === "j") { select(at + 1); e.preventDefault(); return; }
       if (e.key === "k") { select(at - 1); e.preventDefault(); return; }

@@ -212,6 +212,15 @@ fn a_return_and_an_approval_in_the_console_reach_the_phone() {
     let (c, _) = Console::login(&server.url, "wang.fang", PASSWORD);
     let queue = c.get("/queue");
     assert!(queue.body.contains(&id), "waiting in the queue");
+    // Rule outcomes say which is the good one: a sanitary toilet passes,
+    // and so does the adverse rule "problem toilet" not holding.
+    let page = c.get(&format!("/inspections/{id}")).body;
+    assert!(
+        page.contains("<li class=\"pass\">达标 · 卫生厕所：是</li>"),
+        "{page}"
+    );
+    assert!(page.contains("<li class=\"pass\">达标 · 问题厕所：否</li>"));
+    assert!(page.contains("与登记位置相距"), "the distance to the site");
 
     let r = c.step(&id, "comment", "照片清楚");
     assert_eq!(

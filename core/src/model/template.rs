@@ -40,6 +40,7 @@
 //! [[rules]]
 //! id = "covered"
 //! label = { zh = "已覆盖", en = "Covered" }
+//! # adverse = true  marks a rule that names a problem (holding is bad)
 //! when = { all = [
 //!   { field = "overflowing", eq = false },
 //!   { field = "containers", ge = { param = "containers_min" } },
@@ -425,6 +426,10 @@ pub struct Rule {
     pub id: String,
     pub label: Label,
     pub when: Condition,
+    /// The rule names a problem (黑臭, 问题厕所, 隐患): holding is the bad
+    /// outcome. A page shows 达标 when a rule holds, or when an adverse one
+    /// does not.
+    pub adverse: bool,
 }
 
 /// Something wrong with the answers, for the inspector to fix.
@@ -1234,6 +1239,8 @@ struct RawRule {
     id: String,
     label: RawLabel,
     when: RawCondition,
+    #[serde(default)]
+    adverse: bool,
 }
 
 /// Every operator is optional here so that "exactly one" is checked by us,
@@ -1365,6 +1372,7 @@ fn convert(raw: RawTemplate) -> Result<Template, TemplateError> {
             id: rr.id,
             label: rule_label,
             when,
+            adverse: rr.adverse,
         });
     }
     drop(scope);

@@ -93,6 +93,9 @@ pub struct Answer {
 pub struct RuleView {
     pub label: String,
     pub holds: bool,
+    /// The outcome is the good one: a rule holds, or an adverse rule
+    /// (a problem) does not.
+    pub good: bool,
 }
 
 pub struct PhotoView {
@@ -245,11 +248,14 @@ pub async fn page(
     let outcomes = t.map_or_else(Vec::new, |t| {
         t.rule_outcomes(&ins.answers)
             .into_iter()
-            .map(|(rid, holds)| RuleView {
-                label: t
-                    .rule(&rid)
-                    .map_or(rid.clone(), |r| lang.t(&r.label.zh, &r.label.en).to_owned()),
-                holds,
+            .map(|(rid, holds)| {
+                let rule = t.rule(&rid);
+                RuleView {
+                    label: rule
+                        .map_or(rid.clone(), |r| lang.t(&r.label.zh, &r.label.en).to_owned()),
+                    holds,
+                    good: holds != rule.is_some_and(|r| r.adverse),
+                }
             })
             .collect()
     });

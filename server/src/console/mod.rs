@@ -265,11 +265,22 @@ struct LangQuery {
 }
 
 /// `/lang?to=en&back=/queue`: keeps the choice in a cookie and goes back
-/// (only ever to a path of this server).
-async fn set_lang(Query(q): Query<LangQuery>) -> Response {
+/// to `back`, or to the page the link was on (only ever to a path of this
+/// server).
+async fn set_lang(headers: HeaderMap, Query(q): Query<LangQuery>) -> Response {
     let lang = if q.to == "en" { "en" } else { "zh" };
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let from_referer = headers
+        .get(header::REFERER)
+        .and_then(|r| r.to_str().ok())
+        .and_then(|r| r.split_once("://"))
+        .and_then(|(_, rest)| {
+            let (h, path) = rest.split_at(rest.find('/')?);
+            (Some(h) == host).then(|| path.to_owned())
+        });
     let back = q
         .back
+        .or(from_referer)
         .filter(|b| b.starts_with('/') && !b.starts_with("//") && !b.contains('\\'))
         .unwrap_or_else(|| "/".into());
     let mut r = Redirect::to(&back).into_response();

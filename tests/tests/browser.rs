@@ -1,0 +1,182 @@
+//! The review console in a real headless Chromium (Debian's `chromium`,
+//! driven by npm `playwright-core` from `tests/browser/`): the server and
+//! the inspector's phone are real, the browser does what a supervisor does,
+//! and the test checks the result on the server and on the phone.
+//!
+//! Needs `chromium` and `tests/browser/node_modules` (`scripts/deps.sh
+//! --tests` installs both). Without them the test fails and says so: it
+//! never passes without having run the browser.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly on purpose.
+
+use fieldbook_core::model::{InspectionStatus, Role, SiteKind};
+use fieldbook_core::store::NewSite;
+use fieldbook_tests::{PASSWORD, Phone, TestServer, photo_ref, toilet_answers};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const COUNTY: &str = "410324";
+const VILLAGE: &str = "410324101201";
+
+fn browser_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("browser")
+}
+
+/// Where screenshots go: `target/browser-shots/`.
+fn shots() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/browser-shots")
+        .to_path_buf()
+}
+
+/// Runs one scenario of `tests/browser/console.mjs`; its standard output.
+fn scenario(server: &TestServer, name: &str, args: serde_json::Value) -> String {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        Path::new(&chromium).exists(),
+        "no Chromium at {chromium}: run scripts/deps.sh --tests (or set CHROMIUM)"
+    );
+    assert!(
+        browser_dir().join("node_modules/playwright-core").exists(),
+        "playwright-core is not installed: run scripts/deps.sh --tests (npm ci in tests/browser)"
+    );
+    let out = Command::new("node")
+        .arg(browser_dir().join("console.mjs"))
+        .arg(name)
+        .env("FB_URL", &server.url)
+        .env("FB_PASSWORD", PASSWORD)
+        .env("FB_SHOTS", shots())
+        .env("FB_ARGS", args.to_string())
+        .env("CHROMIUM", chromium)
+        .output()
+        .expect("node runs (scripts/deps.sh --tests installs it)");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "browser scenario {name} failed:\n{stdout}\n{stderr}"
+    );
+    eprint!("{stdout}");
+    stdout
+}
+
+fn server() -> TestServer {
+    let s = TestServer::start();
+    s.add_user("li.wei", Role::Inspector, &[COUNTY]);
+    s.add_user("wang.fang", Role::Supervisor, &[COUNTY]);
+    s.add_user("zhao.lei", Role::Supervisor, &["410325"]);
+    s.add_user("zhou.min", Role::CountyOffice, &[COUNTY]);
+    s.add_user("root", Role::Admin, &[COUNTY]);
+    s
+}
+
+/// A submitted household-toilet inspection of a new site named `name`.
+fn submitted(p: &mut Phone, name: &str, note: &str) -> String {
+    let site = p
+        .store
+        .add_site(NewSite {
+            kind: SiteKind::HouseholdToilet,
+            name: name.into(),
+            village_code: VILLAGE.into(),
+            location: None,
+            attributes: Default::default(),
+        })
+        .unwrap();
+    let id = p.store.start_inspection(&site).unwrap();
+    p.store.set_answers(&id, &toilet_answers(true)).unwrap();
+    p.store.add_photo_ref(&id, photo_ref(1, "photos")).unwrap();
+    p.store.add_photo_ref(&id, photo_ref(2, "photos")).unwrap();
+    if !note.is_empty() {
+        p.store.add_note(&id, note).unwrap();
+    }
+    p.store.submit(&id).unwrap();
+    id
+}
+
+fn status(p: &mut Phone, id: &str) -> InspectionStatus {
+    let s = p.sync().unwrap();
+    assert!(s.rejected.is_empty(), "{:?}", s.rejected);
+    p.store.inspection_view(id).unwrap().status
+}
+
+#[test]
+fn a_supervisor_reviews_in_the_browser_and_the_phone_follows() {
+    let server = server();
+    let mut li = Phone::login(&server, "li.wei", "phone-li");
+    let first = submitted(&mut li, "张家户厕", "盖板完好");
+    let second = submitted(&mut li, "李家户厕", "");
+    li.sync().unwrap();
+
+    scenario(
+        &server,
+        "menus",
+        serde_json::json!({
+            "id": first,
+            "users": [
+                {"name": "wang.fang", "menu": ["/queue"], "page": 200, "approve": true},
+                {"name": "zhou.min", "menu": ["/queue"], "page": 200, "approve": false},
+                {"name": "root", "menu": [], "page": 200, "approve": false},
+                {"name": "zhao.lei", "menu": ["/queue"], "page": 403, "approve": false},
+            ]
+        }),
+    );
+    assert_eq!(status(&mut li, &first), InspectionStatus::Submitted);
+
+    scenario(
+        &server,
+        "return",
+        serde_json::json!({"id": first, "other": second, "comment": "照片清楚", "reason": "缺少化粪池照片"}),
+    );
+    assert_eq!(status(&mut li, &first), InspectionStatus::Returned);
+    assert_eq!(status(&mut li, &second), InspectionStatus::Submitted);
+    let comments: Vec<String> = li
+        .store
+        .inspection_view(&first)
+        .unwrap()
+        .timeline
+        .into_iter()
+        .filter_map(|t| t.comment)
+        .collect();
+    assert_eq!(comments, ["照片清楚", "缺少化粪池照片"]);
+
+    // The inspector fixes it on the phone and submits again.
+    li.store.add_note(&first, "已补拍化粪池").unwrap();
+    li.store.submit(&first).unwrap();
+    li.sync().unwrap();
+    scenario(&server, "approve", serde_json::json!({"id": first}));
+    assert_eq!(status(&mut li, &first), InspectionStatus::Approved);
+    assert_eq!(li.store.inspection_view(&first).unwrap().revision, 2);
+}
+
+#[test]
+fn three_inspections_reviewed_with_the_keyboard_alone() {
+    let server = server();
+    let mut li = Phone::login(&server, "li.wei", "phone-li");
+    let ids: Vec<String> = (0..4)
+        .map(|i| submitted(&mut li, &format!("户厕{i}"), ""))
+        .collect();
+    li.sync().unwrap();
+    let out = scenario(&server, "keyboard", serde_json::json!({}));
+    let line = out.lines().find(|l| l.starts_with("approved ")).unwrap();
+    let seen: Vec<String> = serde_json::from_str(&line["approved ".len()..]).unwrap();
+    // The queue is oldest first: the first three submitted, in order.
+    assert_eq!(seen, ids[..3]);
+    for id in &ids[..3] {
+        assert_eq!(status(&mut li, id), InspectionStatus::Approved);
+    }
+    assert_eq!(status(&mut li, &ids[3]), InspectionStatus::Submitted);
+}
+
+#[test]
+fn script_from_a_phone_is_shown_as_text_in_the_browser() {
+    let server = server();
+    let mut li = Phone::login(&server, "li.wei", "phone-li");
+    let name = "<script>alert('site')</script><img src=x onerror=alert(2)>";
+    let note = "=HYPERLINK(\"http://evil.example\",\"点我\")<script>alert(3)</script>";
+    let id = submitted(&mut li, name, note);
+    li.sync().unwrap();
+    scenario(
+        &server,
+        "escaping",
+        serde_json::json!({"id": id, "name": name, "note": note}),
+    );
+}
