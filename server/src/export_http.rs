@@ -66,7 +66,10 @@ fn table_format(asked: Option<&str>, what: &str) -> Result<TableFormat, AppError
 
 /// The area to export: the asked one if the user covers it, else the
 /// user's only area.
-fn area_for(s: &crate::storage::Session, asked: Option<String>) -> Result<String, AppError> {
+pub(crate) fn area_for(
+    s: &crate::storage::Session,
+    asked: Option<String>,
+) -> Result<String, AppError> {
     match asked {
         Some(a) => {
             if !fieldbook_core::model::area::is_code(&a) {
@@ -90,7 +93,7 @@ fn area_for(s: &crate::storage::Session, asked: Option<String>) -> Result<String
     }
 }
 
-fn period(q: &CoverageQuery, now: i64) -> Result<Period, AppError> {
+pub(crate) fn period(q: &CoverageQuery, now: i64) -> Result<Period, AppError> {
     match (q.year, q.as_of.as_deref()) {
         (Some(_), Some(_)) => Err(AppError::BadRequest("give year or as_of, not both".into())),
         (Some(y), None) if (2000..=2100).contains(&y) => Ok(Period::year(y)),
@@ -126,7 +129,9 @@ const EXPORT_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// One of the few export slots (`AppState::export_slots`): exports read
 /// whole areas, and a queue of them must never delay phones' syncs.
-async fn export_slot(st: &AppState) -> Result<tokio::sync::OwnedSemaphorePermit, AppError> {
+pub(crate) async fn export_slot(
+    st: &AppState,
+) -> Result<tokio::sync::OwnedSemaphorePermit, AppError> {
     tokio::time::timeout(EXPORT_WAIT, st.export_slots.clone().acquire_owned())
         .await
         .map_err(|_| AppError::Busy("every export slot is busy; try again shortly".into()))?
@@ -220,9 +225,19 @@ async fn coverage_export(
     Auth(s): Auth,
     Query(q): Query<CoverageQuery>,
 ) -> Result<Response, AppError> {
-    st.require(&s, &[Role::CountyOffice, Role::Admin], "export coverage")
+    coverage_file(&st, &s, q).await
+}
+
+/// The coverage file for `s`: the phone API's and the console's download.
+pub(crate) async fn coverage_file(
+    st: &AppState,
+    s: &crate::storage::Session,
+    q: CoverageQuery,
+) -> Result<Response, AppError> {
+    let st = st.clone();
+    st.require(s, &[Role::CountyOffice, Role::Admin], "export coverage")
         .await?;
-    let area = scoped_area(&st, &s, q.area.clone()).await?;
+    let area = scoped_area(&st, s, q.area.clone()).await?;
     let period = period(&q, st.now())?;
     let storage: Arc<dyn Storage> = st.storage.clone();
     st.audit(
@@ -302,9 +317,19 @@ async fn records_export(
     Auth(s): Auth,
     Query(q): Query<RecordsQuery>,
 ) -> Result<Response, AppError> {
-    st.require(&s, &[Role::CountyOffice, Role::Admin], "export records")
+    records_file(&st, &s, q).await
+}
+
+/// The records file for `s`.
+pub(crate) async fn records_file(
+    st: &AppState,
+    s: &crate::storage::Session,
+    q: RecordsQuery,
+) -> Result<Response, AppError> {
+    let st = st.clone();
+    st.require(s, &[Role::CountyOffice, Role::Admin], "export records")
         .await?;
-    let area = scoped_area(&st, &s, q.area).await?;
+    let area = scoped_area(&st, s, q.area).await?;
     let format = table_format(q.format.as_deref(), "records")?;
     let storage: Arc<dyn Storage> = st.storage.clone();
     st.audit(
@@ -340,9 +365,19 @@ async fn findings_export(
     Auth(s): Auth,
     Query(q): Query<RecordsQuery>,
 ) -> Result<Response, AppError> {
-    st.require(&s, &[Role::CountyOffice, Role::Admin], "export findings")
+    findings_file(&st, &s, q).await
+}
+
+/// The findings file for `s`.
+pub(crate) async fn findings_file(
+    st: &AppState,
+    s: &crate::storage::Session,
+    q: RecordsQuery,
+) -> Result<Response, AppError> {
+    let st = st.clone();
+    st.require(s, &[Role::CountyOffice, Role::Admin], "export findings")
         .await?;
-    let area = scoped_area(&st, &s, q.area).await?;
+    let area = scoped_area(&st, s, q.area).await?;
     let format = table_format(q.format.as_deref(), "findings")?;
     let storage: Arc<dyn Storage> = st.storage.clone();
     st.audit(

@@ -173,6 +173,32 @@ const scenarios = {
     console.log(`approved ${JSON.stringify(seen)}`);
   },
 
+  // The county office lands on coverage, drills down a level and
+  // downloads the XLSX of what it sees.
+  async county() {
+    const page = await session("zhou.min");
+    if (new URL(page.url()).pathname !== "/coverage") fail(`the county office landed on ${page.url()}`);
+    await measure(page, "/coverage", "coverage");
+    await shot(page, "coverage");
+    await clickAndWait(page, `table.drill a[href^="/coverage?area=${args.township}"]`);
+    const h1 = await page.textContent("h1");
+    if (!h1.includes(args.township)) fail(`drilled into ${h1}`);
+    await shot(page, "coverage-township");
+    const period = await page.textContent(".period");
+    const [download] = await Promise.all([
+      page.waitForEvent("download"),
+      page.click('ul.downloads a[href*="coverage?format=xlsx"]'),
+    ]);
+    await download.saveAs(args.out);
+    console.log(`downloaded ${download.suggestedFilename()} period ${period}`);
+    // A supervisor has no coverage page.
+    const sup = await session("wang.fang");
+    const resp = await sup.goto(`${url}/coverage`);
+    if (resp.status() !== 403) fail(`a supervisor's coverage page answered ${resp.status()}`);
+    const menu = await sup.$$eval("header nav a", (as) => as.map((a) => a.getAttribute("href")));
+    if (menu.includes("/coverage")) fail("a supervisor's menu offers coverage");
+  },
+
   // Script in a site name and a note is text.
   async escaping() {
     const page = await session("wang.fang");

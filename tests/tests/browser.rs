@@ -113,8 +113,8 @@ fn a_supervisor_reviews_in_the_browser_and_the_phone_follows() {
             "id": first,
             "users": [
                 {"name": "wang.fang", "menu": ["/queue"], "page": 200, "approve": true},
-                {"name": "zhou.min", "menu": ["/queue"], "page": 200, "approve": false},
-                {"name": "root", "menu": [], "page": 200, "approve": false},
+                {"name": "zhou.min", "menu": ["/coverage", "/queue"], "page": 200, "approve": false},
+                {"name": "root", "menu": ["/coverage"], "page": 200, "approve": false},
                 {"name": "zhao.lei", "menu": ["/queue"], "page": 403, "approve": false},
             ]
         }),
@@ -178,5 +178,83 @@ fn script_from_a_phone_is_shown_as_text_in_the_browser() {
         &server,
         "escaping",
         serde_json::json!({"id": id, "name": name, "note": note}),
+    );
+}
+
+/// Every sheet of an XLSX file as JSON values, read by openpyxl.
+fn xlsx_values(path: &Path) -> serde_json::Value {
+    let script = "import json, sys, openpyxl\n\
+wb = openpyxl.load_workbook(sys.argv[1], read_only=True)\n\
+print(json.dumps({ws.title: [[c for c in row] for row in ws.iter_rows(values_only=True)] for ws in wb.worksheets}, default=str))";
+    let out = Command::new("python3")
+        .args(["-c", script])
+        .arg(path)
+        .output()
+        .expect("python3 runs (scripts/deps.sh --tests installs openpyxl)");
+    assert!(
+        out.status.success(),
+        "openpyxl cannot read {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn a_county_office_drills_down_and_downloads_what_the_export_writes() {
+    use fieldbook_core::model::Divisions;
+    use fieldbook_core::model::indicator::{Indicators, Period};
+    let server = server();
+    let mut li = Phone::login(&server, "li.wei", "phone-li");
+    let ids: Vec<String> = (0..3)
+        .map(|i| submitted(&mut li, &format!("户厕{i}"), ""))
+        .collect();
+    li.sync().unwrap();
+    let mut desk = Phone::login(&server, "wang.fang", "desk");
+    desk.sync().unwrap();
+    desk.store.approve(&ids[0], None).unwrap();
+    desk.store.approve(&ids[1], None).unwrap();
+    desk.sync().unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let downloaded = dir.path().join("console.xlsx");
+    let township = &VILLAGE[..9];
+    let out = scenario(
+        &server,
+        "county",
+        serde_json::json!({"township": township, "out": downloaded}),
+    );
+    let line = out.lines().find(|l| l.starts_with("downloaded ")).unwrap();
+    let year = fieldbook_core::model::workflow::china_date(fieldbook_core::store::system_clock()())
+        [..4]
+        .to_owned();
+    assert!(
+        line.contains(&format!("coverage-{township}-{year}-12-31.xlsx")),
+        "the file name says area and period: {line}"
+    );
+
+    // What `fieldbook export coverage --area TOWNSHIP --year YEAR --format xlsx` writes.
+    let expected = dir.path().join("export.xlsx");
+    let rows = fieldbook_server::coverage::coverage_rows(
+        server.storage.as_ref(),
+        Indicators::builtin(),
+        Divisions::luoyang(),
+        township,
+        Period::year(year.parse().unwrap()),
+        &mut |_| {},
+    )
+    .unwrap();
+    fieldbook_server::export::write_coverage_xlsx(
+        rows.into_iter(),
+        Indicators::builtin(),
+        std::fs::File::create(&expected).unwrap(),
+        &mut |_| {},
+    )
+    .unwrap();
+    let (got, want) = (xlsx_values(&downloaded), xlsx_values(&expected));
+    assert_eq!(got, want);
+    assert!(
+        got.to_string().contains("410324101"),
+        "the township's rows are there"
     );
 }

@@ -14,6 +14,7 @@ use fieldbook_tests::{PASSWORD, Phone, TestServer, server_state, test_png, toile
 const COUNTY: &str = "410324";
 const VILLAGE: &str = "410324101201";
 const OTHER_COUNTY: &str = "410325";
+const VILLAGE_TOWNSHIP: &str = "410324101";
 
 fn server() -> TestServer {
     let s = TestServer::start();
@@ -338,4 +339,64 @@ fn sessions_are_cookies_that_expire_and_end() {
     let r = c.post_form("/logout", &[("csrf", &csrf)]);
     assert_eq!((r.status, r.location()), (303, "/login"));
     assert_eq!(c.get("/queue").location(), "/login");
+}
+
+#[test]
+fn coverage_and_downloads_by_role_and_area() {
+    let server = server();
+    let mut li = Phone::login(&server, "li.wei", "phone-li");
+    submitted(&mut li, "张家户厕", "盖板完好");
+    let url = &server.url;
+    let anon = Console::new(url);
+    for path in ["/coverage", "/console/exports/coverage?format=csv"] {
+        assert_eq!(anon.get(path).location(), "/login", "{path}");
+    }
+    // (user, may read coverage and download)
+    for (user, may) in [
+        ("zhou.min", true),
+        ("root", true),
+        ("wang.fang", false),
+        ("li.wei", false),
+    ] {
+        let (c, _) = Console::login(url, user, PASSWORD);
+        let page = c.get("/coverage");
+        assert_eq!(page.status, if may { 200 } else { 403 }, "{user}");
+        if may {
+            assert_eq!(
+                c.get("/").location(),
+                "/coverage",
+                "{user} lands on coverage"
+            );
+        }
+        for path in [
+            format!("/console/exports/coverage?format=csv&area={COUNTY}"),
+            format!("/console/exports/coverage?format=geojson&area={COUNTY}"),
+            format!("/console/exports/records?format=csv&area={COUNTY}"),
+            format!("/console/exports/findings?format=xlsx&area={COUNTY}"),
+        ] {
+            let (status, body) = c.get_bytes(&path);
+            assert_eq!(status, if may { 200 } else { 403 }, "{user} {path}");
+            if may {
+                assert!(!body.is_empty(), "{user} {path}");
+            }
+        }
+        if may {
+            assert!(page.body.contains("农村生活污水治理率"), "{user}");
+            assert!(
+                page.body
+                    .contains(&format!("/coverage?area={VILLAGE_TOWNSHIP}"))
+            );
+            // Outside the user's areas, and not a code: refused.
+            assert_eq!(c.get(&format!("/coverage?area={OTHER_COUNTY}")).status, 403);
+            assert_eq!(c.get("/coverage?area=41x").status, 400);
+            assert_eq!(c.get("/coverage?year=1900").status, 400);
+            assert_eq!(c.get("/coverage?as_of=2026-02-30").status, 400);
+            let r = c.get(&format!("/coverage?area={COUNTY}&as_of=2026-06-30"));
+            assert!(r.body.contains("截至 2026-06-30"), "as-of period shown");
+            let (status, _) = c.get_bytes(&format!(
+                "/console/exports/records?format=csv&area={OTHER_COUNTY}"
+            ));
+            assert_eq!(status, 403);
+        }
+    }
 }

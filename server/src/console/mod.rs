@@ -7,12 +7,14 @@
 //!   intranet without internet gets the whole console.
 //! - [`session`]: web logins, cookies, CSRF.
 //! - [`queue`]: the review queue.
+//! - [`coverage`]: the county office's figures and downloads.
 //! - [`inspection`]: one inspection, and the review steps on it, written as
 //!   Automerge changes through the same ingest path as a phone's push.
 //!
 //! Every response carries a Content-Security-Policy that allows no inline
 //! script and no other origin, `frame-ancestors 'none'` and `nosniff`.
 
+pub mod coverage;
 pub mod inspection;
 pub mod queue;
 pub mod session;
@@ -98,9 +100,13 @@ fn role_zh(r: Role) -> &'static str {
 
 /// The menu of each role: only what the role works with.
 fn menu_for(role: Role) -> &'static [(&'static str, &'static str, &'static str)] {
+    const QUEUE: (&str, &str, &str) = ("/queue", "审核队列", "Review queue");
+    const COVERAGE: (&str, &str, &str) = ("/coverage", "覆盖率与下载", "Coverage & downloads");
     match role {
-        Role::Supervisor | Role::CountyOffice => &[("/queue", "审核队列", "Review queue")],
-        Role::Admin | Role::Inspector => &[],
+        Role::Supervisor => &[QUEUE],
+        Role::CountyOffice => &[COVERAGE, QUEUE],
+        Role::Admin => &[COVERAGE],
+        Role::Inspector => &[],
     }
 }
 
@@ -121,6 +127,10 @@ pub fn routes() -> Router<AppState> {
         .route("/logout", post(session::logout))
         .route("/lang", get(set_lang))
         .route("/queue", get(queue::page))
+        .route("/coverage", get(coverage::page))
+        .route("/console/exports/coverage", get(coverage::coverage_file))
+        .route("/console/exports/records", get(coverage::records_file))
+        .route("/console/exports/findings", get(coverage::findings_file))
         .route("/inspections/{id}", get(inspection::page))
         .route("/inspections/{id}/{step}", post(inspection::act))
         .route("/console/photos/{hash}", get(inspection::photo))
