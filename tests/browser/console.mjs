@@ -199,6 +199,40 @@ const scenarios = {
     if (menu.includes("/coverage")) fail("a supervisor's menu offers coverage");
   },
 
+  // A finding raised from an inspection, assigned and escalated.
+  async finding() {
+    const page = await session("wang.fang");
+    await page.goto(`${url}/inspections/${args.id}`);
+    await page.click("details.raise summary");
+    await page.fill('form#raise input[name="title"]', args.title);
+    await page.fill('form#raise textarea[name="description"]', "盖板破损");
+    await page.fill('form#raise input[name="deadline"]', "2030-06-30");
+    await clickAndWait(page, "form#raise button");
+    const id = new URL(page.url()).pathname.split("/")[2];
+    await shot(page, "raised");
+    await page.fill('form#step-assign input[name="responsible"]', args.responsible);
+    await page.fill('form#step-assign input[name="deadline"]', "2030-06-30");
+    await clickAndWait(page, "form#step-assign button");
+    await clickAndWait(page, "form#step-escalate button");
+    const who = await page.textContent("td.responsible");
+    if (who.trim() !== args.responsible) fail(`responsible shows ${who}`);
+    await page.goto(`${url}/findings`);
+    await shot(page, "board");
+    if (!(await page.textContent("table.findings")).includes(args.title)) fail("the board does not list the finding");
+    console.log(`finding ${id}`);
+  },
+
+  async close() {
+    const page = await session("wang.fang");
+    await page.goto(`${url}/findings/${args.id}`);
+    await shot(page, "closure-requested");
+    await page.fill("form#step-close textarea", "现场核查已整改");
+    await clickAndWait(page, "form#step-close button");
+    const status = await page.textContent("h1 .status");
+    if (!/已销号/.test(status)) fail(`after closing the page says ${status}`);
+    await shot(page, "closed");
+  },
+
   // Script in a site name and a note is text.
   async escaping() {
     const page = await session("wang.fang");

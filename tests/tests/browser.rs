@@ -258,3 +258,48 @@ fn a_county_office_drills_down_and_downloads_what_the_export_writes() {
         "the township's rows are there"
     );
 }
+
+#[test]
+fn a_finding_is_raised_assigned_and_escalated_in_the_browser_and_closed_after_the_phone_asks() {
+    use fieldbook_core::model::{EventKind, FindingStatus};
+    use fieldbook_core::store::FindingAction;
+    let server = server();
+    let mut li = Phone::login(&server, "li.wei", "phone-li");
+    let ins = submitted(&mut li, "张家户厕", "化粪池渗漏");
+    li.sync().unwrap();
+    let out = scenario(
+        &server,
+        "finding",
+        serde_json::json!({"id": ins, "title": "化粪池渗漏", "responsible": "竹园村村委会"}),
+    );
+    let id = out
+        .lines()
+        .find_map(|l| l.strip_prefix("finding "))
+        .unwrap()
+        .to_owned();
+    li.sync().unwrap();
+    let v = li.store.finding_view(&id).unwrap();
+    assert_eq!(v.status, FindingStatus::Assigned);
+    assert!(v.escalated);
+    assert_eq!(v.responsible.as_deref(), Some("竹园村村委会"));
+    for kind in [EventKind::Rectifying, EventKind::ClosureRequested] {
+        li.store
+            .advance_finding(
+                &id,
+                FindingAction {
+                    kind,
+                    comment: None,
+                    responsible: None,
+                    deadline: None,
+                },
+            )
+            .unwrap();
+    }
+    li.sync().unwrap();
+    scenario(&server, "close", serde_json::json!({"id": id}));
+    li.sync().unwrap();
+    assert_eq!(
+        li.store.finding_view(&id).unwrap().status,
+        FindingStatus::Closed
+    );
+}

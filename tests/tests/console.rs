@@ -400,3 +400,122 @@ fn coverage_and_downloads_by_role_and_area() {
         }
     }
 }
+
+#[test]
+fn a_finding_raised_in_the_console_is_followed_to_closure_with_the_phone() {
+    use fieldbook_core::model::{EventKind, FindingStatus};
+    use fieldbook_core::store::FindingAction;
+    let server = server();
+    let mut li = Phone::login(&server, "li.wei", "phone-li");
+    let (ins, _) = submitted(&mut li, "张家户厕", "化粪池渗漏");
+    let (c, _) = Console::login(&server.url, "wang.fang", PASSWORD);
+    let page = c.get(&format!("/inspections/{ins}"));
+    assert!(page.body.contains(&format!("/inspections/{ins}/finding")));
+    let csrf = Console::csrf_of(&page.body);
+    // A title is required; a deadline must be a date.
+    let before = server_state(&server);
+    for (title, deadline) in [("  ", ""), ("渗漏", "next week")] {
+        let r = c.post_form(
+            &format!("/inspections/{ins}/finding"),
+            &[("csrf", &csrf), ("title", title), ("deadline", deadline)],
+        );
+        assert_eq!(r.status, 400, "{title:?} {deadline:?}");
+    }
+    assert_eq!(server_state(&server), before);
+    let r = c.post_form(
+        &format!("/inspections/{ins}/finding"),
+        &[
+            ("csrf", &csrf),
+            ("title", "化粪池渗漏"),
+            ("description", "盖板破损，粪液外渗"),
+            ("responsible", "赤土店镇竹园村村委会"),
+            ("deadline", "2020-01-31"),
+        ],
+    );
+    assert_eq!(r.status, 303, "{}", r.body);
+    let id = r.location().trim_start_matches("/findings/").to_owned();
+    li.sync().unwrap();
+    let v = li.store.finding_view(&id).unwrap();
+    assert_eq!(
+        (v.status, v.inspection_id.as_deref()),
+        (FindingStatus::Found, Some(&*ins))
+    );
+    assert!(
+        v.overdue,
+        "a deadline in the past is overdue on the phone too"
+    );
+
+    // The board lists it as overdue; a supervisor of another county and
+    // the county office (read-only) get no steps.
+    let board = c.get("/findings?overdue=1");
+    assert!(board.body.contains(&id) && board.body.contains("逾期"));
+    let (other, _) = Console::login(&server.url, "zhao.lei", PASSWORD);
+    assert_eq!(other.get(&format!("/findings/{id}")).status, 403);
+    assert!(!other.get("/findings").body.contains(&id));
+    let (office, _) = Console::login(&server.url, "zhou.min", PASSWORD);
+    let office_page = office.get(&format!("/findings/{id}"));
+    assert_eq!(office_page.status, 200);
+    assert!(!office_page.body.contains(&format!("/findings/{id}/close")));
+    let before = server_state(&server);
+    let r = office.post_form(
+        &format!("/findings/{id}/assign"),
+        &[
+            ("csrf", &Console::csrf_of(&office_page.body)),
+            ("responsible", "x"),
+            ("deadline", "2030-01-01"),
+        ],
+    );
+    assert_eq!(r.status, 403);
+    assert_eq!(server_state(&server), before);
+
+    // Assign (交办) and escalate (督办) in the console.
+    let step = |step: &str, fields: &[(&str, &str)]| {
+        let csrf = Console::csrf_of(&c.get(&format!("/findings/{id}")).body);
+        let mut all = vec![("csrf", csrf.as_str())];
+        all.extend_from_slice(fields);
+        c.post_form(&format!("/findings/{id}/{step}"), &all)
+    };
+    assert_eq!(step("assign", &[("responsible", "村委会")]).status, 400);
+    let r = step(
+        "assign",
+        &[("responsible", "竹园村村委会"), ("deadline", "2030-06-30")],
+    );
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert_eq!(step("escalate", &[("comment", "督办")]).status, 303);
+    assert_eq!(
+        step("close", &[]).status,
+        403,
+        "not before closure is requested"
+    );
+    li.sync().unwrap();
+    let v = li.store.finding_view(&id).unwrap();
+    assert_eq!(v.status, FindingStatus::Assigned);
+    assert!(v.escalated && !v.overdue);
+    assert_eq!(v.responsible.as_deref(), Some("竹园村村委会"));
+
+    // The inspector rectifies and asks for closure on the phone.
+    for kind in [EventKind::Rectifying, EventKind::ClosureRequested] {
+        li.store
+            .advance_finding(
+                &id,
+                FindingAction {
+                    kind,
+                    comment: None,
+                    responsible: None,
+                    deadline: None,
+                },
+            )
+            .unwrap();
+    }
+    li.sync().unwrap();
+    assert!(c.get(&format!("/findings/{id}")).body.contains("申请销号"));
+    let r = step("close", &[("comment", "已核查")]);
+    assert_eq!(r.status, 303, "{}", r.body);
+    li.sync().unwrap();
+    assert_eq!(
+        li.store.finding_view(&id).unwrap().status,
+        FindingStatus::Closed
+    );
+    assert!(!c.get("/findings?overdue=1").body.contains(&id));
+    assert!(server.storage.verify_projections().unwrap().is_empty());
+}

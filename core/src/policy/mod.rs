@@ -197,3 +197,36 @@ pub fn inspection_steps(
     })
     .collect()
 }
+
+/// The finding steps `who` may take on finding `f` now (the lifecycle
+/// steps, escalation and comment), found as [`inspection_steps`] finds
+/// them: each tried on a copy through [`check_write`]. A step that needs
+/// a responsible party and a deadline (assignment) or a reason (sending
+/// back) is tried with placeholders.
+pub fn finding_steps(
+    who: &Identity,
+    f: &crate::model::Finding,
+    ctx: &dyn Context,
+) -> Vec<crate::model::EventKind> {
+    use crate::model::EventKind;
+    let before = crate::doc::Record::Finding(f.clone());
+    EventKind::FINDING_STEPS
+        .into_iter()
+        .chain([EventKind::Commented])
+        .filter(|&kind| {
+            let mut after = f.clone();
+            after.events.push(crate::model::Event {
+                id: "-".into(),
+                kind,
+                author: who.user.clone(),
+                role: who.role,
+                at: 0,
+                revision: None,
+                comment: Some("-".into()),
+                responsible: Some("-".into()),
+                deadline: Some("2000-01-01".into()),
+            });
+            check_write(who, Some(&before), &crate::doc::Record::Finding(after), ctx).is_ok()
+        })
+        .collect()
+}

@@ -26,7 +26,7 @@ use fieldbook_core::policy::{self, Context, SiteFacts};
 use fieldbook_core::sync::wire::{Item, ItemKind, RejectCode, doc_id_bytes};
 
 /// Reads a stored record of `kind`; 404 when unknown or quarantined.
-fn load(
+pub(super) fn load(
     s: &dyn crate::storage::Storage,
     id: &str,
     kind: RecordKind,
@@ -44,7 +44,7 @@ fn load(
 }
 
 /// The inspection and its site, if the user's areas hold the inspection.
-fn read(
+pub(super) fn read(
     s: &dyn crate::storage::Storage,
     who: &policy::Identity,
     id: &str,
@@ -68,8 +68,9 @@ fn read(
     Ok((d, ins, site))
 }
 
-/// The policy's view of the one site a review step could refer to.
-struct OneSite(Option<Site>);
+/// The policy's view of the one site and inspection a step on this page
+/// could refer to.
+struct OneSite(Option<Site>, Option<(String, String)>);
 
 impl Context for OneSite {
     fn site(&self, id: &str) -> Option<SiteFacts> {
@@ -78,8 +79,50 @@ impl Context for OneSite {
             village_code: s.village_code.clone(),
         })
     }
-    fn inspection_site(&self, _id: &str) -> Option<String> {
-        None
+    fn inspection_site(&self, id: &str) -> Option<String> {
+        self.1
+            .as_ref()
+            .filter(|(i, _)| i == id)
+            .map(|(_, s)| s.clone())
+    }
+}
+
+/// Whether `who` may raise a finding from `ins`: a finding raised now,
+/// tried through the policy.
+fn may_raise(who: &policy::Identity, ins: &Inspection, ctx: &OneSite) -> bool {
+    let trial = fieldbook_core::model::Finding {
+        id: "-".into(),
+        inspection_id: Some(ins.id.clone()),
+        site_id: ins.site_id.clone(),
+        site_kind: ins.site_kind,
+        village_code: ins.village_code.clone(),
+        title: "-".into(),
+        description: String::new(),
+        raised_by: who.user.clone(),
+        raised_at: 0,
+        photos: Vec::new(),
+        events: vec![fieldbook_core::model::Event {
+            id: "-".into(),
+            kind: EventKind::Found,
+            author: who.user.clone(),
+            role: who.role,
+            at: 0,
+            revision: None,
+            comment: None,
+            responsible: None,
+            deadline: None,
+        }],
+    };
+    policy::check_write(who, None, &doc::Record::Finding(trial), ctx).is_ok()
+}
+
+/// What a refusal by ingest answers in the console.
+pub(super) fn steps_refused(code: RejectCode, message: String) -> AppError {
+    match code {
+        RejectCode::Forbidden | RejectCode::OutOfScope | RejectCode::ForeignActor => {
+            AppError::Forbidden(message)
+        }
+        _ => AppError::BadRequest(message),
     }
 }
 
@@ -195,6 +238,7 @@ struct InspectionPage {
     can_approve: bool,
     can_return: bool,
     can_comment: bool,
+    can_raise: bool,
 }
 
 /// `GET /inspections/{id}`.
@@ -212,7 +256,9 @@ pub async fn page(
         Err(e) => return page_error(e, lang),
     };
     let who = &web.session.pusher;
-    let steps = policy::inspection_steps(who, &ins, &OneSite(site.clone()));
+    let ctx = OneSite(site.clone(), Some((ins.id.clone(), ins.site_id.clone())));
+    let steps = policy::inspection_steps(who, &ins, &ctx);
+    let can_raise = may_raise(who, &ins, &ctx);
     let t = Templates::builtin().get(ins.site_kind, ins.template_version);
     let answers = match t {
         Some(t) => t
@@ -353,6 +399,7 @@ pub async fn page(
         can_approve: steps.contains(&EventKind::Approved),
         can_return: steps.contains(&EventKind::Returned),
         can_comment: steps.contains(&EventKind::Commented),
+        can_raise,
         id,
     })
 }
@@ -404,17 +451,12 @@ pub fn write_step(
     };
     match s.ingest(session, std::slice::from_ref(&item), now)?.pop() {
         Some(Outcome::Stored { .. }) => Ok(()),
-        Some(Outcome::Rejected(code, message)) => Err(match code {
-            RejectCode::Forbidden | RejectCode::OutOfScope | RejectCode::ForeignActor => {
-                AppError::Forbidden(message)
-            }
-            _ => AppError::BadRequest(message),
-        }),
+        Some(Outcome::Rejected(code, message)) => Err(steps_refused(code, message)),
         None => Err(AppError::Internal("ingest answered nothing".into())),
     }
 }
 
-fn hex_bytes(s: &str) -> Option<Vec<u8>> {
+pub(super) fn hex_bytes(s: &str) -> Option<Vec<u8>> {
     s.len()
         .is_multiple_of(2)
         .then(|| {

@@ -8,6 +8,7 @@
 //! - [`session`]: web logins, cookies, CSRF.
 //! - [`queue`]: the review queue.
 //! - [`coverage`]: the county office's figures and downloads.
+//! - [`findings`]: the findings board, a finding's steps, raising one.
 //! - [`inspection`]: one inspection, and the review steps on it, written as
 //!   Automerge changes through the same ingest path as a phone's push.
 //!
@@ -15,6 +16,7 @@
 //! script and no other origin, `frame-ancestors 'none'` and `nosniff`.
 
 pub mod coverage;
+pub mod findings;
 pub mod inspection;
 pub mod queue;
 pub mod session;
@@ -102,9 +104,10 @@ fn role_zh(r: Role) -> &'static str {
 fn menu_for(role: Role) -> &'static [(&'static str, &'static str, &'static str)] {
     const QUEUE: (&str, &str, &str) = ("/queue", "审核队列", "Review queue");
     const COVERAGE: (&str, &str, &str) = ("/coverage", "覆盖率与下载", "Coverage & downloads");
+    const FINDINGS: (&str, &str, &str) = ("/findings", "问题整改", "Findings");
     match role {
-        Role::Supervisor => &[QUEUE],
-        Role::CountyOffice => &[COVERAGE, QUEUE],
+        Role::Supervisor => &[QUEUE, FINDINGS],
+        Role::CountyOffice => &[COVERAGE, QUEUE, FINDINGS],
         Role::Admin => &[COVERAGE],
         Role::Inspector => &[],
     }
@@ -128,6 +131,10 @@ pub fn routes() -> Router<AppState> {
         .route("/lang", get(set_lang))
         .route("/queue", get(queue::page))
         .route("/coverage", get(coverage::page))
+        .route("/findings", get(findings::board))
+        .route("/findings/{id}", get(findings::page))
+        .route("/findings/{id}/{step}", post(findings::act))
+        .route("/inspections/{id}/finding", post(findings::raise))
         .route("/console/exports/coverage", get(coverage::coverage_file))
         .route("/console/exports/records", get(coverage::records_file))
         .route("/console/exports/findings", get(coverage::findings_file))

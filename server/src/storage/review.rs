@@ -1,5 +1,6 @@
 //! What the review console reads: the queue of inspections waiting for a
-//! supervisor, counts per status, and whole records to show and change.
+//! supervisor, counts per status, the findings board, and whole records
+//! to show and change.
 //!
 //! The queue is read from the projections, paged by key (`submitted_at`,
 //! `id`) rather than by offset, so page 500 of a province costs what page 1
@@ -65,4 +66,45 @@ pub trait Review {
     /// A whole record as stored (one Automerge save), unless unknown or
     /// quarantined.
     fn record(&self, id: &str) -> Result<Option<(RecordKind, Vec<u8>)>>;
+    /// Findings matching `q`, newest raised first.
+    fn findings_list(&self, q: &FindingsQuery) -> Result<FindingsPage>;
+}
+
+/// Which findings the board shows, newest raised first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FindingsQuery {
+    /// Division-code prefixes the caller may see (`*`: all).
+    pub areas: Vec<String>,
+    /// Only these statuses (keys); empty: all.
+    pub statuses: Vec<String>,
+    /// A division-code prefix inside `areas`.
+    pub area: Option<String>,
+    /// Only open findings whose deadline (China date) is before this day.
+    pub overdue_on: Option<String>,
+    pub escalated_only: bool,
+    /// The last row of the previous page: `(raised_at, id)`.
+    pub before: Option<(i64, String)>,
+    pub limit: u32,
+}
+
+/// One finding on the board.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FindingListRow {
+    pub id: String,
+    pub site_name: String,
+    pub site_kind: String,
+    pub village_code: String,
+    pub title: String,
+    pub status: String,
+    pub responsible: Option<String>,
+    pub deadline: Option<String>,
+    pub escalated: bool,
+    pub raised_at: i64,
+}
+
+/// One page of findings; `next` is the key of the page after.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FindingsPage {
+    pub rows: Vec<FindingListRow>,
+    pub next: Option<(i64, String)>,
 }

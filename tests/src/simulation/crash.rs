@@ -26,7 +26,9 @@ use fieldbook_core::store::Store;
 use fieldbook_core::sync::client::StoreAccess;
 use fieldbook_core::sync::wire::Item;
 use fieldbook_server::storage::reports::{FindingRow, Reports, SiteRow};
-use fieldbook_server::storage::review::{QueuePage, QueueQuery, Review};
+use fieldbook_server::storage::review::{
+    FindingsPage, FindingsQuery, QueuePage, QueueQuery, Review,
+};
 use fieldbook_server::storage::sqlite::SqliteStorage;
 use fieldbook_server::storage::{
     Accounts, AuditEntry, AuditLine, AuditQuery, Counts, DeviceRecord, Identity, Outcome, Page,
@@ -133,6 +135,9 @@ impl Review for CrashingStorage {
     }
     fn record(&self, id: &str) -> Result<Option<(RecordKind, Vec<u8>)>> {
         self.gate("record", || self.inner.record(id))
+    }
+    fn findings_list(&self, q: &FindingsQuery) -> Result<FindingsPage> {
+        self.gate("findings_list", || self.inner.findings_list(q))
     }
 }
 

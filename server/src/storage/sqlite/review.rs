@@ -2,7 +2,9 @@
 //! connection, records loaded as the pull loads them.
 
 use super::super::Result;
-use super::super::review::{QueuePage, QueueQuery, QueueRow, Review};
+use super::super::review::{
+    FindingListRow, FindingsPage, FindingsQuery, QueuePage, QueueQuery, QueueRow, Review,
+};
 use super::SqliteStorage;
 use super::records::{area_clause, whole_save};
 use fieldbook_core::doc::RecordKind;
@@ -169,5 +171,80 @@ impl Review for SqliteStorage {
             return Ok(None);
         };
         Ok(Some((kind, whole_save(&conn, id)?)))
+    }
+
+    fn findings_list(&self, q: &FindingsQuery) -> Result<FindingsPage> {
+        let (areas, area_params) = area_clause("f.village_code", &q.areas, 1);
+        let mut clauses = vec![areas];
+        let mut params: Vec<SqlValue> = area_params.into_iter().map(SqlValue::Text).collect();
+        let bind = |v: SqlValue, params: &mut Vec<SqlValue>| {
+            params.push(v);
+            format!("?{}", params.len())
+        };
+        if let Some(a) = &q.area {
+            let lo = bind(SqlValue::Text(a.clone()), &mut params);
+            let hi = bind(SqlValue::Text(prefix_upper_bound(a)), &mut params);
+            clauses.push(format!("f.village_code >= {lo} AND f.village_code < {hi}"));
+        }
+        if !q.statuses.is_empty() {
+            let marks: Vec<String> = q
+                .statuses
+                .iter()
+                .map(|s| bind(SqlValue::Text(s.clone()), &mut params))
+                .collect();
+            clauses.push(format!("f.status IN ({})", marks.join(", ")));
+        }
+        if let Some(day) = &q.overdue_on {
+            let d = bind(SqlValue::Text(day.clone()), &mut params);
+            clauses.push(format!(
+                "f.status != 'closed' AND f.deadline IS NOT NULL AND f.deadline < {d}"
+            ));
+        }
+        if q.escalated_only {
+            clauses.push("f.escalated != 0".into());
+        }
+        if let Some((at, id)) = &q.before {
+            let a = bind(SqlValue::Integer(*at), &mut params);
+            let i = bind(SqlValue::Text(id.clone()), &mut params);
+            clauses.push(format!(
+                "(f.raised_at < {a} OR (f.raised_at = {a} AND f.id < {i}))"
+            ));
+        }
+        let limit = q.limit.clamp(1, 500) as usize;
+        let l = bind(SqlValue::Integer(limit as i64 + 1), &mut params);
+        let sql = format!(
+            "SELECT f.id, coalesce(s.name, ''), f.site_kind, f.village_code, f.title, f.status,
+                    f.responsible, f.deadline, f.escalated, f.raised_at
+             FROM findings f LEFT JOIN sites s ON s.id = f.site_id
+             WHERE {}
+             ORDER BY f.raised_at DESC, f.id DESC
+             LIMIT {l}",
+            clauses.join(" AND ")
+        );
+        let conn = self.reader();
+        let mut st = conn.prepare_cached(&sql)?;
+        let mut rows: Vec<FindingListRow> = st
+            .query_map(params_from_iter(params.iter()), |r| {
+                Ok(FindingListRow {
+                    id: r.get(0)?,
+                    site_name: r.get(1)?,
+                    site_kind: r.get(2)?,
+                    village_code: r.get(3)?,
+                    title: r.get(4)?,
+                    status: r.get(5)?,
+                    responsible: r.get(6)?,
+                    deadline: r.get(7)?,
+                    escalated: r.get::<_, i64>(8)? != 0,
+                    raised_at: r.get(9)?,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        let next = if rows.len() > limit {
+            rows.truncate(limit);
+            rows.last().map(|r| (r.raised_at, r.id.clone()))
+        } else {
+            None
+        };
+        Ok(FindingsPage { rows, next })
     }
 }
