@@ -18,6 +18,29 @@
     rows[at].classList.add("selected");
     rows[at].scrollIntoView({ block: "nearest" });
   }
+  // A file form (the registry import) sends the chosen file as the body,
+  // with the page's CSRF token in a header, and shows the answer page.
+  Array.prototype.forEach.call(document.querySelectorAll("form[data-upload]"), function (form) {
+    form.addEventListener("submit", function (e) {
+      e.preventDefault();
+      var file = form.querySelector('input[type="file"]').files[0];
+      if (!file) return;
+      var button = form.querySelector("button");
+      button.disabled = true;
+      fetch(form.action, {
+        method: "POST",
+        headers: { "content-type": "text/csv", "x-csrf-token": form.querySelector('input[name="csrf"]').value },
+        body: file,
+      }).then(function (r) { return r.text(); }).then(function (html) {
+        document.open();
+        document.write(html);
+        document.close();
+      }).catch(function (err) {
+        button.disabled = false;
+        window.alert(String(err));
+      });
+    });
+  });
   rows.forEach(function (r, i) {
     r.addEventListener("click", function (e) {
       if (e.target.tagName !== "A") { window.location = r.getAttribute("data-href"); }

@@ -32,6 +32,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/admin/users/{name}/disable", post(disable_user))
         .route("/v1/admin/users/{name}/enable", post(enable_user))
         .route("/v1/admin/users/{name}/password", post(reset_password))
+        .route("/v1/admin/users/{name}/role", post(set_role))
         .route("/v1/admin/devices", get(list_devices))
         .route("/v1/admin/devices/{id}/revoke", post(revoke_device))
         .route("/v1/admin/sites", post(import_sites))
@@ -66,12 +67,7 @@ pub fn create_user_record(
     by: Option<&Identity>,
     now: i64,
 ) -> Result<(), AppError> {
-    let role = Role::from_key(&u.role).ok_or_else(|| {
-        AppError::BadRequest(format!(
-            "unknown role {:?}; use inspector, supervisor, county_office or admin",
-            u.role
-        ))
-    })?;
+    let role = checked_role_areas(&u.role, &u.areas, by)?;
     if u.name.trim().is_empty()
         || u.name.chars().count() > USER_CHARS_MAX
         || u.name.contains(char::is_whitespace)
@@ -81,12 +77,38 @@ pub fn create_user_record(
             "user name must be 1–{USER_CHARS_MAX} characters without spaces"
         )));
     }
-    if u.areas.is_empty() {
+    let password_hash = auth::hash_password(&u.password).map_err(AppError::BadRequest)?;
+    storage.create_user(&UserRecord {
+        name: u.name.clone(),
+        password_hash,
+        role,
+        areas: u.areas.clone(),
+        created_at: now,
+        disabled: false,
+    })?;
+    Ok(())
+}
+
+/// A role and areas an administrator (`by`; `None`: the command line) may
+/// give: a known role, division-code prefixes inside `by`'s areas, `*`
+/// only for administrators.
+fn checked_role_areas(
+    role: &str,
+    areas: &[String],
+    by: Option<&Identity>,
+) -> Result<Role, AppError> {
+    let key = role;
+    let role = Role::from_key(key).ok_or_else(|| {
+        AppError::BadRequest(format!(
+            "unknown role {key:?}; use inspector, supervisor, county_office or admin"
+        ))
+    })?;
+    if areas.is_empty() {
         return Err(AppError::BadRequest(
             "give at least one area (division-code prefix)".into(),
         ));
     }
-    for a in &u.areas {
+    for a in areas {
         if a == WHOLE_DEPLOYMENT {
             if role != Role::Admin {
                 return Err(AppError::BadRequest(
@@ -107,16 +129,7 @@ pub fn create_user_record(
             )));
         }
     }
-    let password_hash = auth::hash_password(&u.password).map_err(AppError::BadRequest)?;
-    storage.create_user(&UserRecord {
-        name: u.name.clone(),
-        password_hash,
-        role,
-        areas: u.areas.clone(),
-        created_at: now,
-        disabled: false,
-    })?;
-    Ok(())
+    Ok(role)
 }
 
 async fn admin(st: &AppState, s: &Session, what: &str) -> Result<(), AppError> {
@@ -145,6 +158,12 @@ async fn create_user(
     admin(&st, &s, "manage users").await?;
     let body = read_body(&st, &headers, body, JSON_BYTES_MAX).await?;
     let u: NewUser = json_body(&body.bytes)?;
+    Ok((StatusCode::CREATED, Json(add_user(&st, &s, u).await?)))
+}
+
+/// Adds a user inside the administrator's areas (API and console).
+pub(crate) async fn add_user(st: &AppState, s: &Session, u: NewUser) -> Result<UserInfo, AppError> {
+    admin(st, s, "manage users").await?;
     let now = st.now();
     let storage = st.storage.clone();
     let info = UserInfo {
@@ -160,7 +179,7 @@ async fn create_user(
     .await
     .map_err(|e| AppError::Internal(e.to_string()))?;
     if let Err(AppError::Forbidden(m)) = made {
-        return Err(st.forbid(&s, m).await);
+        return Err(st.forbid(s, m).await);
     }
     made?;
     st.audit(
@@ -170,30 +189,65 @@ async fn create_user(
         format!("{} ({}) in {}", info.name, info.role, info.areas.join(",")),
     )
     .await?;
-    Ok((StatusCode::CREATED, Json(info)))
+    Ok(info)
+}
+
+/// Gives a user another role and areas, inside the administrator's areas
+/// (both the user's old areas and the new ones).
+pub(crate) async fn change_role_areas(
+    st: &AppState,
+    s: &Session,
+    name: &str,
+    role: &str,
+    areas: Vec<String>,
+) -> Result<(), AppError> {
+    admin(st, s, "change users' roles and areas").await?;
+    managed_user(st, s, name).await?;
+    let role = match checked_role_areas(role, &areas, Some(&s.pusher)) {
+        Err(AppError::Forbidden(m)) => return Err(st.forbid(s, m).await),
+        other => other?,
+    };
+    if name == s.pusher.user {
+        return Err(AppError::BadRequest(
+            "an administrator cannot change their own role or areas".into(),
+        ));
+    }
+    let (n, a) = (name.to_owned(), areas.clone());
+    st.db(move |db| db.set_role_areas(&n, role, &a)).await?;
+    st.audit(
+        &s.pusher.user,
+        Some(&s.pusher.device),
+        "user_changed",
+        format!("{name}: {} in {}", role.key(), areas.join(",")),
+    )
+    .await
 }
 
 async fn list_users(
     State(st): State<AppState>,
     Auth(s): Auth,
 ) -> Result<Json<Vec<UserInfo>>, AppError> {
-    admin(&st, &s, "list users").await?;
-    let users = st.db(|s| s.users()).await?;
-    Ok(Json(
-        users
-            .into_iter()
-            .filter(|u| u.within(&s.pusher))
-            .map(|u| UserInfo {
-                name: u.name,
-                role: u.role.key().into(),
-                areas: u.areas,
-                disabled: u.disabled,
-            })
-            .collect(),
-    ))
+    Ok(Json(users_for(&st, &s).await?))
 }
 
-async fn set_disabled(
+/// The users the administrator manages.
+pub(crate) async fn users_for(st: &AppState, s: &Session) -> Result<Vec<UserInfo>, AppError> {
+    admin(st, s, "list users").await?;
+    let users = st.db(|s| s.users()).await?;
+    Ok(users
+        .into_iter()
+        .filter(|u| u.within(&s.pusher))
+        .map(|u| UserInfo {
+            name: u.name,
+            role: u.role.key().into(),
+            areas: u.areas,
+            disabled: u.disabled,
+        })
+        .collect())
+}
+
+/// Disables or enables a user the administrator manages.
+pub(crate) async fn set_disabled(
     st: AppState,
     s: Session,
     name: String,
@@ -248,22 +302,55 @@ async fn reset_password(
     body: Body,
 ) -> Result<StatusCode, AppError> {
     admin(&st, &s, "reset passwords").await?;
-    managed_user(&st, &s, &name).await?;
     let body = read_body(&st, &headers, body, JSON_BYTES_MAX).await?;
     let p: NewPassword = json_body(&body.bytes)?;
-    let hash = tokio::task::spawn_blocking(move || auth::hash_password(&p.password))
+    change_password(&st, &s, &name, p.password).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Sets a new password for a user the administrator manages; their
+/// devices' tokens are revoked.
+pub(crate) async fn change_password(
+    st: &AppState,
+    s: &Session,
+    name: &str,
+    password: String,
+) -> Result<(), AppError> {
+    admin(st, s, "reset passwords").await?;
+    managed_user(st, s, name).await?;
+    let hash = tokio::task::spawn_blocking(move || auth::hash_password(&password))
         .await
         .map_err(|e| AppError::Internal(e.to_string()))?
         .map_err(AppError::BadRequest)?;
-    let n = name.clone();
+    let n = name.to_owned();
     st.db(move |db| db.set_password(&n, &hash)).await?;
     st.audit(
         &s.pusher.user,
         Some(&s.pusher.device),
         "password_reset",
-        name,
+        name.to_owned(),
     )
-    .await?;
+    .await
+}
+
+/// `POST /v1/admin/users/{name}/role`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct NewRole {
+    pub role: String,
+    pub areas: Vec<String>,
+}
+
+async fn set_role(
+    State(st): State<AppState>,
+    Auth(s): Auth,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<StatusCode, AppError> {
+    admin(&st, &s, "change users' roles and areas").await?;
+    let body = read_body(&st, &headers, body, JSON_BYTES_MAX).await?;
+    let r: NewRole = json_body(&body.bytes)?;
+    change_role_areas(&st, &s, &name, &r.role, r.areas).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -281,26 +368,29 @@ async fn list_devices(
     State(st): State<AppState>,
     Auth(s): Auth,
 ) -> Result<Json<Vec<DeviceInfo>>, AppError> {
-    admin(&st, &s, "list devices").await?;
+    Ok(Json(devices_for(&st, &s).await?))
+}
+
+/// The devices of the users the administrator manages.
+pub(crate) async fn devices_for(st: &AppState, s: &Session) -> Result<Vec<DeviceInfo>, AppError> {
+    admin(st, s, "list devices").await?;
     let (users, devices) = st.db(|db| Ok((db.users()?, db.devices()?))).await?;
     let mine: std::collections::HashSet<String> = users
         .into_iter()
         .filter(|u| u.within(&s.pusher))
         .map(|u| u.name)
         .collect();
-    Ok(Json(
-        devices
-            .into_iter()
-            .filter(|d| mine.contains(&d.user))
-            .map(|d| DeviceInfo {
-                id: d.id,
-                user: d.user,
-                registered_at: d.registered_at,
-                last_seen: d.last_seen,
-                revoked: d.revoked,
-            })
-            .collect(),
-    ))
+    Ok(devices
+        .into_iter()
+        .filter(|d| mine.contains(&d.user))
+        .map(|d| DeviceInfo {
+            id: d.id,
+            user: d.user,
+            registered_at: d.registered_at,
+            last_seen: d.last_seen,
+            revoked: d.revoked,
+        })
+        .collect())
 }
 
 async fn revoke_device(
@@ -308,17 +398,27 @@ async fn revoke_device(
     Auth(s): Auth,
     Path(id): Path<String>,
 ) -> Result<StatusCode, AppError> {
-    admin(&st, &s, "revoke devices").await?;
-    let id2 = id.clone();
+    revoke(&st, &s, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Revokes a device of a user the administrator manages.
+pub(crate) async fn revoke(st: &AppState, s: &Session, id: &str) -> Result<(), AppError> {
+    admin(st, s, "revoke devices").await?;
+    let id2 = id.to_owned();
     let Some(device) = st.db(move |db| db.device(&id2)).await? else {
         return Err(AppError::NotFound(format!("no device {id}")));
     };
-    managed_user(&st, &s, &device.user).await?;
-    let id2 = id.clone();
+    managed_user(st, s, &device.user).await?;
+    let id2 = id.to_owned();
     st.db(move |db| db.revoke_device(&id2)).await?;
-    st.audit(&s.pusher.user, Some(&s.pusher.device), "device_revoked", id)
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+    st.audit(
+        &s.pusher.user,
+        Some(&s.pusher.device),
+        "device_revoked",
+        id.to_owned(),
+    )
+    .await
 }
 
 /// `POST /v1/admin/sites` answer.
@@ -337,14 +437,24 @@ async fn import_sites(
 ) -> Result<Json<ImportResult>, AppError> {
     admin(&st, &s, "import the site registry").await?;
     let body = read_body(&st, &headers, body, CSV_BYTES_MAX).await?;
+    Ok(Json(import(&st, &s, &body.bytes).await?))
+}
+
+/// Imports a registry CSV: every problem, by line, in one 400 (one line
+/// each) and nothing written; or every row checked and stored.
+pub(crate) async fn import(
+    st: &AppState,
+    s: &Session,
+    csv: &[u8],
+) -> Result<ImportResult, AppError> {
+    admin(st, s, "import the site registry").await?;
     let now = st.now();
-    let sites = crate::registry::parse(&body.bytes, &s.pusher.user, now)
+    let sites = crate::registry::parse(csv, &s.pusher.user, now)
         .map_err(|p| AppError::BadRequest(p.join("\n")))?;
-    drop(body);
     let rows = sites.len();
     let who = s.pusher.clone();
     let written = match st.db(move |db| db.import_sites(&sites, &who, now)).await {
-        Err(AppError::Forbidden(m)) => return Err(st.forbid(&s, m).await),
+        Err(AppError::Forbidden(m)) => return Err(st.forbid(s, m).await),
         other => other?,
     };
     st.audit(
@@ -354,7 +464,7 @@ async fn import_sites(
         format!("{rows} rows, {written} written"),
     )
     .await?;
-    Ok(Json(ImportResult { rows, written }))
+    Ok(ImportResult { rows, written })
 }
 
 /// An audit line as the admin API shows it.
@@ -392,32 +502,43 @@ async fn audit_log(
     Auth(s): Auth,
     Query(q): Query<AuditParams>,
 ) -> Result<Json<AuditPage>, AppError> {
-    admin(&st, &s, "read the audit log").await?;
-    let limit = q.limit.unwrap_or(200).clamp(1, AUDIT_PAGE_MAX);
-    // A scoped administrator reads the lines of the users they manage; the
-    // rest (other areas, unknown names, the command line) are the whole
-    // deployment's.
-    let users = if s.pusher.whole_deployment() {
-        None
-    } else {
-        let all = st.db(|db| db.users()).await?;
-        Some(
-            all.into_iter()
-                .filter(|u| u.within(&s.pusher))
-                .map(|u| u.name)
-                .collect(),
-        )
-    };
     let query = AuditQuery {
         before: q.before,
-        limit,
-        users,
+        limit: q.limit.unwrap_or(200),
+        ..Default::default()
     };
-    let lines = st.db(move |db| db.audit_log(&query)).await?;
+    Ok(Json(audit_for(&st, &s, query).await?))
+}
+
+/// A page of the audit lines the administrator may read, newest first:
+/// a scoped administrator reads the lines of the users they manage; the
+/// rest (other areas, unknown names, the command line) are the whole
+/// deployment's. `q.users` narrows further, never widens.
+pub(crate) async fn audit_for(
+    st: &AppState,
+    s: &Session,
+    mut q: AuditQuery,
+) -> Result<AuditPage, AppError> {
+    admin(st, s, "read the audit log").await?;
+    q.limit = q.limit.clamp(1, AUDIT_PAGE_MAX);
+    if !s.pusher.whole_deployment() {
+        let all = st.db(|db| db.users()).await?;
+        let mine: Vec<String> = all
+            .into_iter()
+            .filter(|u| u.within(&s.pusher))
+            .map(|u| u.name)
+            .collect();
+        q.users = Some(match q.users.take() {
+            Some(asked) => asked.into_iter().filter(|u| mine.contains(u)).collect(),
+            None => mine,
+        });
+    }
+    let limit = q.limit;
+    let lines = st.db(move |db| db.audit_log(&q)).await?;
     let next_before = (lines.len() == limit as usize)
         .then(|| lines.last().map(|l| l.id))
         .flatten();
-    Ok(Json(AuditPage {
+    Ok(AuditPage {
         entries: lines
             .into_iter()
             .map(|l| AuditInfo {
@@ -432,5 +553,5 @@ async fn audit_log(
             })
             .collect(),
         next_before,
-    }))
+    })
 }

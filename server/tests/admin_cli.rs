@@ -130,6 +130,7 @@ fn the_command_line_keeps_the_folder_private_and_audits_every_change() {
             before: None,
             limit: 100,
             users: Some(vec!["cli".into()]),
+            ..Default::default()
         })
         .unwrap();
     let actions: Vec<&str> = lines.iter().map(|l| l.entry.action.as_str()).collect();

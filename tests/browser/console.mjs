@@ -233,6 +233,31 @@ const scenarios = {
     await shot(page, "closed");
   },
 
+  // The administrator adds a user, and imports a registry with one bad
+  // row: every problem is shown, nothing written.
+  async admin() {
+    const page = await session("root");
+    await page.goto(`${url}/admin/users`);
+    await page.fill('form#add-user input[name="name"]', "sun.li");
+    await page.selectOption('form#add-user select[name="role"]', "supervisor");
+    await page.fill('form#add-user input[name="areas"]', "410324101");
+    await page.fill('form#add-user input[name="password"]', "sun li password");
+    await clickAndWait(page, "form#add-user button");
+    if (!(await page.textContent("table.users")).includes("sun.li")) fail("the new user is not listed");
+    await shot(page, "users");
+    await page.goto(`${url}/admin/registry`);
+    await page.setInputFiles('form#registry input[type="file"]', args.bad);
+    await Promise.all([page.waitForSelector(".problems"), page.click("form#registry button")]);
+    const problems = await page.$$eval(".problems li", (li) => li.map((l) => l.textContent));
+    await shot(page, "registry-refused");
+    console.log(`problems ${JSON.stringify(problems)}`);
+    await page.goto(`${url}/admin/audit?action=user_created`);
+    await shot(page, "audit");
+    if (!(await page.textContent("table.audit")).includes("sun.li")) fail("the audit log does not show the new user");
+    await page.goto(`${url}/admin/devices`);
+    await shot(page, "devices");
+  },
+
   // Script in a site name and a note is text.
   async escaping() {
     const page = await session("wang.fang");

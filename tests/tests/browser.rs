@@ -112,10 +112,10 @@ fn a_supervisor_reviews_in_the_browser_and_the_phone_follows() {
         serde_json::json!({
             "id": first,
             "users": [
-                {"name": "wang.fang", "menu": ["/queue"], "page": 200, "approve": true},
-                {"name": "zhou.min", "menu": ["/coverage", "/queue"], "page": 200, "approve": false},
-                {"name": "root", "menu": ["/coverage"], "page": 200, "approve": false},
-                {"name": "zhao.lei", "menu": ["/queue"], "page": 403, "approve": false},
+                {"name": "wang.fang", "menu": ["/queue", "/findings"], "page": 200, "approve": true},
+                {"name": "zhou.min", "menu": ["/coverage", "/queue", "/findings"], "page": 200, "approve": false},
+                {"name": "root", "menu": ["/admin/users", "/admin/devices", "/admin/registry", "/admin/audit", "/coverage"], "page": 200, "approve": false},
+                {"name": "zhao.lei", "menu": ["/queue", "/findings"], "page": 403, "approve": false},
             ]
         }),
     );
@@ -301,5 +301,39 @@ fn a_finding_is_raised_assigned_and_escalated_in_the_browser_and_closed_after_th
     assert_eq!(
         li.store.finding_view(&id).unwrap().status,
         FindingStatus::Closed
+    );
+}
+
+#[test]
+fn an_administrator_adds_a_user_and_a_bad_registry_is_refused_whole() {
+    let server = server();
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("registry.csv");
+    std::fs::write(
+        &bad,
+        format!(
+            "kind,name,village_code\nhousehold_toilet,王家户厕,{VILLAGE}\ncastle,<b>城堡</b>,{VILLAGE}\nhousehold_toilet,李家户厕,99\n"
+        ),
+    )
+    .unwrap();
+    use fieldbook_server::storage::prelude::*;
+    let records = || {
+        let c = server.storage.counts().unwrap();
+        (c.documents, c.log_entries)
+    };
+    let before = records();
+    let out = scenario(&server, "admin", serde_json::json!({"bad": bad}));
+    let line = out
+        .lines()
+        .find_map(|l| l.strip_prefix("problems "))
+        .unwrap();
+    let problems: Vec<String> = serde_json::from_str(line).unwrap();
+    assert_eq!(problems.len(), 2, "{problems:?}");
+    assert!(problems[0].starts_with("line 3") && problems[1].starts_with("line 4"));
+    assert_eq!(records(), before, "no site written");
+    let u = server.storage.user("sun.li").unwrap().unwrap();
+    assert_eq!(
+        (u.role, u.areas),
+        (Role::Supervisor, vec!["410324101".to_owned()])
     );
 }

@@ -736,7 +736,7 @@ fn failed_logins_are_bounded_slowed_and_counted_once() {
         let root = server.storage.audit_log(&AuditQuery {
             before: None,
             limit: 100_000,
-            users: None,
+            ..Default::default()
         });
         root.unwrap()
     };
@@ -1155,6 +1155,7 @@ fn refusals_and_the_command_line_are_audited() {
             before: None,
             limit: 1000,
             users: Some(vec!["li.wei".into()]),
+            ..Default::default()
         })
         .unwrap();
     assert!(

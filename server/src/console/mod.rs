@@ -7,6 +7,7 @@
 //!   intranet without internet gets the whole console.
 //! - [`session`]: web logins, cookies, CSRF.
 //! - [`queue`]: the review queue.
+//! - [`admin`]: users, devices, the registry import, the audit log.
 //! - [`coverage`]: the county office's figures and downloads.
 //! - [`findings`]: the findings board, a finding's steps, raising one.
 //! - [`inspection`]: one inspection, and the review steps on it, written as
@@ -15,6 +16,7 @@
 //! Every response carries a Content-Security-Policy that allows no inline
 //! script and no other origin, `frame-ancestors 'none'` and `nosniff`.
 
+pub mod admin;
 pub mod coverage;
 pub mod findings;
 pub mod inspection;
@@ -108,7 +110,13 @@ fn menu_for(role: Role) -> &'static [(&'static str, &'static str, &'static str)]
     match role {
         Role::Supervisor => &[QUEUE, FINDINGS],
         Role::CountyOffice => &[COVERAGE, QUEUE, FINDINGS],
-        Role::Admin => &[COVERAGE],
+        Role::Admin => &[
+            ("/admin/users", "用户", "Users"),
+            ("/admin/devices", "设备", "Devices"),
+            ("/admin/registry", "点位登记导入", "Registry import"),
+            ("/admin/audit", "审计日志", "Audit log"),
+            COVERAGE,
+        ],
         Role::Inspector => &[],
     }
 }
@@ -131,6 +139,12 @@ pub fn routes() -> Router<AppState> {
         .route("/lang", get(set_lang))
         .route("/queue", get(queue::page))
         .route("/coverage", get(coverage::page))
+        .route("/admin/users", get(admin::users).post(admin::add_user))
+        .route("/admin/users/{name}/{action}", post(admin::user_action))
+        .route("/admin/devices", get(admin::devices))
+        .route("/admin/devices/{id}/revoke", post(admin::revoke))
+        .route("/admin/registry", get(admin::registry).post(admin::import))
+        .route("/admin/audit", get(admin::audit))
         .route("/findings", get(findings::board))
         .route("/findings/{id}", get(findings::page))
         .route("/findings/{id}/{step}", post(findings::act))

@@ -134,6 +134,11 @@ pub struct AuditQuery {
     pub limit: u32,
     /// Only lines by these users; `None`: all lines.
     pub users: Option<Vec<String>>,
+    /// Only lines of this action.
+    pub action: Option<String>,
+    /// Only lines written at or after / before these times, Unix ms.
+    pub from: Option<i64>,
+    pub until: Option<i64>,
 }
 
 /// A record an operator quarantined.
@@ -175,6 +180,9 @@ pub trait Accounts {
     /// lifetime_ms`: the console's sessions expire when idle and at the
     /// latest a fixed time after login.
     fn extend_token(&self, token_hash: &str, until: i64, lifetime_ms: i64) -> Result<()>;
+    /// Changes a user's role and areas; their sessions carry the new ones
+    /// from the next request. False if there is no such user.
+    fn set_role_areas(&self, name: &str, role: Role, areas: &[String]) -> Result<bool>;
     fn devices(&self) -> Result<Vec<DeviceRecord>>;
     fn device(&self, id: &str) -> Result<Option<DeviceRecord>>;
     /// Revokes a device and all its tokens; false if unknown.

@@ -178,6 +178,16 @@ impl Accounts for CrashingStorage {
     fn session(&self, token_hash: &str, now: i64) -> Result<Option<Session>> {
         self.gate("session", || self.inner.session(token_hash, now))
     }
+    fn set_role_areas(
+        &self,
+        name: &str,
+        role: fieldbook_core::model::Role,
+        areas: &[String],
+    ) -> Result<bool> {
+        self.gate("set_role_areas", || {
+            self.inner.set_role_areas(name, role, areas)
+        })
+    }
     fn extend_token(&self, token_hash: &str, until: i64, lifetime_ms: i64) -> Result<()> {
         self.gate("extend_token", || {
             self.inner.extend_token(token_hash, until, lifetime_ms)

@@ -5,6 +5,7 @@ use crate::storage::{
     AUDIT_FIELD_CHARS_MAX, AUDIT_REPEAT_MS, Accounts, AuditEntry, AuditLine, AuditQuery,
     DeviceRecord, Identity, Result, Session, StorageError, UserRecord,
 };
+use fieldbook_core::model::Role;
 use rusqlite::{OptionalExtension, params};
 
 const USER_COLUMNS: &str = "name, password_hash, role, areas, created_at, disabled";
@@ -232,6 +233,14 @@ impl Accounts for SqliteStorage {
         .transpose()
     }
 
+    fn set_role_areas(&self, name: &str, role: Role, areas: &[String]) -> Result<bool> {
+        let n = self
+            .lock()
+            .prepare_cached("UPDATE users SET role = ?2, areas = ?3 WHERE name = ?1")?
+            .execute(params![name, role.key(), areas.join(",")])?;
+        Ok(n > 0)
+    }
+
     fn extend_token(&self, token_hash: &str, until: i64, lifetime_ms: i64) -> Result<()> {
         self.lock()
             .prepare_cached(
@@ -314,22 +323,28 @@ impl Accounts for SqliteStorage {
             "SELECT id, at, user, device, action, detail, count, coalesce(last_at, at) FROM audit
              WHERE (?1 IS NULL OR id < ?1)
                AND (?2 IS NULL OR user IN (SELECT value FROM json_each(?2)))
+               AND (?4 IS NULL OR action = ?4)
+               AND (?5 IS NULL OR at >= ?5)
+               AND (?6 IS NULL OR at < ?6)
              ORDER BY id DESC LIMIT ?3",
         )?;
-        let rows = st.query_map(params![q.before, users, q.limit], |r| {
-            Ok(AuditLine {
-                id: r.get(0)?,
-                entry: AuditEntry {
-                    at: r.get(1)?,
-                    user: r.get(2)?,
-                    device: r.get(3)?,
-                    action: r.get(4)?,
-                    detail: r.get(5)?,
-                },
-                count: r.get::<_, i64>(6)? as u64,
-                last_at: r.get(7)?,
-            })
-        })?;
+        let rows = st.query_map(
+            params![q.before, users, q.limit, q.action, q.from, q.until],
+            |r| {
+                Ok(AuditLine {
+                    id: r.get(0)?,
+                    entry: AuditEntry {
+                        at: r.get(1)?,
+                        user: r.get(2)?,
+                        device: r.get(3)?,
+                        action: r.get(4)?,
+                        detail: r.get(5)?,
+                    },
+                    count: r.get::<_, i64>(6)? as u64,
+                    last_at: r.get(7)?,
+                })
+            },
+        )?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 }

@@ -16,11 +16,24 @@ use rusqlite::{OptionalExtension, params_from_iter};
 /// inspector's own business until submitted.
 const REVIEWED_STATUSES: [&str; 3] = ["submitted", "returned", "approved"];
 
+/// Above this many matching inspections the queue walks the submission-time
+/// index and filters as it goes (the first page is found at once); below
+/// it, it reads the matching rows by area and sorts them (a small township
+/// in a large province is found without walking everyone's queue).
+const WALK_ABOVE: i64 = 2_000;
+
 /// The WHERE clause of `q` (without status and paging) and its parameters.
-fn filters(q: &QueueQuery) -> (Vec<String>, Vec<SqlValue>) {
+/// `walk`: keep the area out of index choice (a unary `+`), so SQLite
+/// walks the queue in order.
+fn filters(q: &QueueQuery, walk: bool) -> (Vec<String>, Vec<SqlValue>) {
     let mut clauses = vec!["i.submitted_at IS NOT NULL".to_owned()];
     let mut params: Vec<SqlValue> = Vec::new();
-    let (areas, area_params) = area_clause("i.village_code", &q.areas, 1);
+    let col = if walk {
+        "+i.village_code"
+    } else {
+        "i.village_code"
+    };
+    let (areas, area_params) = area_clause(col, &q.areas, 1);
     clauses.push(areas);
     params.extend(area_params.into_iter().map(SqlValue::Text));
     let mut push = |clause: String, v: SqlValue, params: &mut Vec<SqlValue>| {
@@ -80,16 +93,36 @@ fn statuses(q: &QueueQuery) -> Vec<String> {
 
 impl Review for SqliteStorage {
     fn review_queue(&self, q: &QueueQuery) -> Result<QueuePage> {
-        let (mut clauses, mut params) = filters(q);
         let statuses = statuses(q);
-        let marks: Vec<String> = statuses
-            .iter()
-            .map(|s| {
-                params.push(SqlValue::Text(s.clone()));
-                format!("?{}", params.len())
-            })
-            .collect();
-        clauses.push(format!("i.status IN ({})", marks.join(", ")));
+        let with_statuses = |walk: bool| {
+            let (mut clauses, mut params) = filters(q, walk);
+            let marks: Vec<String> = statuses
+                .iter()
+                .map(|s| {
+                    params.push(SqlValue::Text(s.clone()));
+                    format!("?{}", params.len())
+                })
+                .collect();
+            // Several statuses walk the all-status index.
+            let col = if walk && statuses.len() > 1 {
+                "+i.status"
+            } else {
+                "i.status"
+            };
+            clauses.push(format!("{col} IN ({})", marks.join(", ")));
+            (clauses, params)
+        };
+        let conn = self.reader();
+        let matching: i64 = {
+            let (clauses, params) = with_statuses(false);
+            conn.prepare_cached(&format!(
+                "SELECT count(*) FROM (SELECT 1 FROM inspections i WHERE {} LIMIT {})",
+                clauses.join(" AND "),
+                WALK_ABOVE + 1
+            ))?
+            .query_row(params_from_iter(params.iter()), |r| r.get(0))?
+        };
+        let (mut clauses, mut params) = with_statuses(matching > WALK_ABOVE);
         if let Some((at, id)) = &q.after {
             params.push(SqlValue::Integer(*at));
             let n = params.len();
@@ -112,7 +145,6 @@ impl Review for SqliteStorage {
             clauses.join(" AND "),
             params.len()
         );
-        let conn = self.reader();
         let mut st = conn.prepare_cached(&sql)?;
         let mut rows: Vec<QueueRow> = st
             .query_map(params_from_iter(params.iter()), |r| {
@@ -143,19 +175,24 @@ impl Review for SqliteStorage {
     }
 
     fn status_counts(&self, q: &QueueQuery) -> Result<Vec<(String, u64)>> {
-        let (clauses, params) = filters(q);
+        // One count per status: each reads one contiguous stretch of
+        // `inspections_counts` (status, area, kind, time) and no rows.
+        let (clauses, mut params) = filters(q, false);
+        params.push(SqlValue::Null);
+        let n = params.len();
         let sql = format!(
-            "SELECT i.status, count(*) FROM inspections i WHERE {} GROUP BY i.status",
+            "SELECT count(*) FROM inspections i WHERE i.status = ?{n} AND {}",
             clauses.join(" AND ")
         );
         let conn = self.reader();
         let mut st = conn.prepare_cached(&sql)?;
-        let rows = st
-            .query_map(params_from_iter(params.iter()), |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?.max(0) as u64))
-            })?
-            .collect::<rusqlite::Result<_>>()?;
-        Ok(rows)
+        let mut out = Vec::new();
+        for status in REVIEWED_STATUSES {
+            params[n - 1] = SqlValue::Text(status.to_owned());
+            let c: i64 = st.query_row(params_from_iter(params.iter()), |r| r.get(0))?;
+            out.push((status.to_owned(), c.max(0) as u64));
+        }
+        Ok(out)
     }
 
     fn record(&self, id: &str) -> Result<Option<(RecordKind, Vec<u8>)>> {
@@ -246,5 +283,114 @@ impl Review for SqliteStorage {
             None
         };
         Ok(FindingsPage { rows, next })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// Both ways of reading the queue (walking it in order above
+    /// [`WALK_ABOVE`] matches, reading the area and sorting below) page
+    /// through the same rows in the same order.
+    #[test]
+    fn walking_and_sorting_read_the_same_queue() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStorage::open(&dir.path().join("server.db")).unwrap();
+        {
+            let conn = s.lock();
+            let mut ins = conn
+                .prepare(
+                    "INSERT INTO inspections(id, site_id, site_kind, village_code, template_version,
+                     status, revision, inspector, device, started_at, submitted_at, mock_location,
+                     answers, photos, conflicts)
+                     VALUES (?1, 's', ?2, ?3, 1, ?4, 1, 'li', 'd', 0, ?5, 0, '{}', 0, 0)",
+                )
+                .unwrap();
+            for i in 0..(WALK_ABOVE as usize * 4) {
+                let village = if i % 50 == 0 {
+                    "410324101201"
+                } else {
+                    "410325101201"
+                };
+                let status = ["submitted", "approved", "returned"][i % 3];
+                let kind = if i % 2 == 0 {
+                    "household_toilet"
+                } else {
+                    "garbage_point"
+                };
+                // Ties on submission time are broken by id.
+                ins.execute(rusqlite::params![
+                    format!("{i:06}"),
+                    kind,
+                    village,
+                    status,
+                    (i / 3) as i64
+                ])
+                .unwrap();
+            }
+        }
+        let all_pages = |q: &QueueQuery| {
+            let mut q = q.clone();
+            let mut ids = Vec::new();
+            loop {
+                let page = s.review_queue(&q).unwrap();
+                ids.extend(page.rows.iter().map(|r| r.id.clone()));
+                match page.next {
+                    Some(k) => q.after = Some(k),
+                    None => return ids,
+                }
+            }
+        };
+        let base = QueueQuery {
+            areas: vec!["4103".into()],
+            limit: 37,
+            ..Default::default()
+        };
+        // Every status: walked (8,000 match).
+        let walked = all_pages(&base);
+        assert_eq!(walked.len(), WALK_ABOVE as usize * 4);
+        let mut sorted = walked.clone();
+        sorted.sort_by_key(|id| {
+            let i: usize = id.parse().unwrap();
+            ((i / 3) as i64, id.clone())
+        });
+        assert_eq!(walked, sorted, "oldest first, ties by id");
+        // A small township: read by area and sorted (160 match); the same
+        // rows as the walked queue filtered by hand.
+        let q = QueueQuery {
+            area: Some("410324101".into()),
+            ..base.clone()
+        };
+        let small = all_pages(&q);
+        let expect: Vec<String> = walked
+            .iter()
+            .filter(|id| id.parse::<usize>().unwrap().is_multiple_of(50))
+            .cloned()
+            .collect();
+        assert_eq!(small, expect);
+        // One status (2,667 match: walked), then with a kind (1,334:
+        // sorted); counts agree with the pages.
+        for kind in [None, Some("household_toilet".to_owned())] {
+            let q = QueueQuery {
+                statuses: vec!["submitted".into()],
+                site_kind: kind.clone(),
+                ..base.clone()
+            };
+            let one = all_pages(&q);
+            let counts = s.status_counts(&q).unwrap();
+            let submitted = counts.iter().find(|c| c.0 == "submitted").unwrap().1;
+            assert_eq!(one.len() as u64, submitted);
+            let expect: Vec<String> = walked
+                .iter()
+                .filter(|id| {
+                    let i: usize = id.parse().unwrap();
+                    i.is_multiple_of(3) && (kind.is_none() || i.is_multiple_of(2))
+                })
+                .cloned()
+                .collect();
+            assert_eq!(one, expect, "{kind:?}");
+        }
     }
 }
