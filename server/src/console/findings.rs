@@ -7,9 +7,9 @@
 //! session's actor and pushed through ingest, as in [`super::inspection`];
 //! the buttons are the steps [`policy::finding_steps`] accepts.
 
-use super::inspection::{hex_bytes, load, steps_refused};
+use super::inspection::{hex_bytes, scoped, steps_refused};
 use super::session::Web;
-use super::{Frame, china_time, page_error, place_name, render};
+use super::{Frame, china_time, page_error, place_name, render, step_outcome};
 use crate::app::AppState;
 use crate::error::AppError;
 use crate::storage::review::FindingsQuery;
@@ -17,7 +17,7 @@ use crate::storage::{Outcome, Session};
 use askama::Template;
 use automerge::{ActorId, Automerge};
 use axum::extract::{Path, Query, State};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::Response;
 use fieldbook_core::doc::{self, RecordKind};
 use fieldbook_core::model::workflow::{china_date, fold_finding};
 use fieldbook_core::model::{Event, EventKind, Finding, FindingStatus, Site, SiteKind};
@@ -209,23 +209,14 @@ fn read(
     who: &policy::Identity,
     id: &str,
 ) -> Result<(Automerge, Finding, Option<Site>), AppError> {
-    if doc_id_bytes(id).is_none() {
-        return Err(AppError::NotFound(format!("{id:?} is not a record id")));
-    }
-    let d = load(s, id, RecordKind::Finding)?;
-    let f = doc::finding::read(&d).map_err(|e| AppError::Internal(e.to_string()))?;
-    if !who.covers(&f.village_code) {
-        return Err(AppError::Forbidden(format!(
-            "finding {id} lies in area {}, outside user {}'s areas",
-            f.village_code, who.user
-        )));
-    }
-    let site = match load(s, &f.site_id, RecordKind::Site) {
-        Ok(sd) => doc::site::read(&sd).ok(),
-        Err(AppError::NotFound(_)) => None,
-        Err(e) => return Err(e),
-    };
-    Ok((d, f, site))
+    scoped(
+        s,
+        who,
+        id,
+        RecordKind::Finding,
+        doc::finding::read,
+        |f: &Finding| (f.village_code.as_str(), f.site_id.as_str()),
+    )
 }
 
 pub struct EventRow {
@@ -480,31 +471,15 @@ pub async fn act(
             push(s, &session, item, now)
         })
         .await;
-    let (user, device) = (&web.session.pusher.user, &web.session.pusher.device);
-    match result {
-        Ok(()) => {
-            let _ = st
-                .audit(
-                    user,
-                    Some(device),
-                    &format!("console_finding_{step}"),
-                    id.clone(),
-                )
-                .await;
-            Redirect::to(&format!("/findings/{id}")).into_response()
-        }
-        Err(e) => {
-            let _ = st
-                .audit(
-                    user,
-                    Some(device),
-                    "refused",
-                    format!("console finding {step} on {id}: {e}"),
-                )
-                .await;
-            page_error(e, lang)
-        }
-    }
+    let to = format!("/findings/{id}");
+    step_outcome(
+        &st,
+        &web,
+        result.map(|()| to),
+        &format!("console_finding_{step}"),
+        id,
+    )
+    .await
 }
 
 #[derive(serde::Deserialize)]
@@ -595,32 +570,15 @@ pub async fn raise(
                 data: d.save(),
             };
             push(s, &session, item, now)?;
-            Ok(id)
+            Ok(format!("/findings/{id}"))
         })
         .await;
-    let (user, device) = (&web.session.pusher.user, &web.session.pusher.device);
-    match result {
-        Ok(id) => {
-            let _ = st
-                .audit(
-                    user,
-                    Some(device),
-                    "console_raise_finding",
-                    format!("{id} from inspection {inspection_id}"),
-                )
-                .await;
-            Redirect::to(&format!("/findings/{id}")).into_response()
-        }
-        Err(e) => {
-            let _ = st
-                .audit(
-                    user,
-                    Some(device),
-                    "refused",
-                    format!("console raise finding on {inspection_id}: {e}"),
-                )
-                .await;
-            page_error(e, lang)
-        }
-    }
+    let what = match &result {
+        Ok(to) => format!(
+            "{} from inspection {inspection_id}",
+            to.trim_start_matches("/findings/")
+        ),
+        Err(_) => format!("from inspection {inspection_id}"),
+    };
+    step_outcome(&st, &web, result, "console_raise_finding", what).await
 }

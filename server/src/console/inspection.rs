@@ -43,29 +43,52 @@ pub(super) fn load(
         .map_err(|e| AppError::Internal(format!("stored record {id}: {e}")))
 }
 
+/// A record of `kind`, read by `read`, and the site it refers to, if the
+/// user's areas hold the record's village (`place` gives village and
+/// site): the one scope check of every console page and step.
+pub(super) fn scoped<T>(
+    s: &dyn crate::storage::Storage,
+    who: &policy::Identity,
+    id: &str,
+    kind: RecordKind,
+    read: impl FnOnce(&Automerge) -> Result<T, doc::DocError>,
+    place: impl FnOnce(&T) -> (&str, &str),
+) -> Result<(Automerge, T, Option<Site>), AppError> {
+    if doc_id_bytes(id).is_none() {
+        return Err(AppError::NotFound(format!("{id:?} is not a record id")));
+    }
+    let d = load(s, id, kind)?;
+    let record = read(&d).map_err(|e| AppError::Internal(e.to_string()))?;
+    let (village, site_id) = place(&record);
+    if !who.covers(village) {
+        return Err(AppError::Forbidden(format!(
+            "{} {id} lies in area {village}, outside user {}'s areas",
+            kind.key(),
+            who.user
+        )));
+    }
+    let site = match load(s, site_id, RecordKind::Site) {
+        Ok(sd) => doc::site::read(&sd).ok(),
+        Err(AppError::NotFound(_)) => None,
+        Err(e) => return Err(e),
+    };
+    Ok((d, record, site))
+}
+
 /// The inspection and its site, if the user's areas hold the inspection.
 pub(super) fn read(
     s: &dyn crate::storage::Storage,
     who: &policy::Identity,
     id: &str,
 ) -> Result<(Automerge, Inspection, Option<Site>), AppError> {
-    if doc_id_bytes(id).is_none() {
-        return Err(AppError::NotFound(format!("{id:?} is not a record id")));
-    }
-    let d = load(s, id, RecordKind::Inspection)?;
-    let ins = doc::inspection::read(&d).map_err(|e| AppError::Internal(e.to_string()))?;
-    if !who.covers(&ins.village_code) {
-        return Err(AppError::Forbidden(format!(
-            "inspection {id} lies in area {}, outside user {}'s areas",
-            ins.village_code, who.user
-        )));
-    }
-    let site = match load(s, &ins.site_id, RecordKind::Site) {
-        Ok(sd) => doc::site::read(&sd).ok(),
-        Err(AppError::NotFound(_)) => None,
-        Err(e) => return Err(e),
-    };
-    Ok((d, ins, site))
+    scoped(
+        s,
+        who,
+        id,
+        RecordKind::Inspection,
+        doc::inspection::read,
+        |i: &Inspection| (i.village_code.as_str(), i.site_id.as_str()),
+    )
 }
 
 /// The policy's view of the one site and inspection a step on this page

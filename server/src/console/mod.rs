@@ -323,6 +323,29 @@ async fn set_lang(headers: HeaderMap, Query(q): Query<LangQuery>) -> Response {
     r
 }
 
+/// Writes a step's outcome to the audit log and answers: to `Ok(page)` a
+/// redirect there, to an error its page (the refusal audited with why).
+pub async fn step_outcome(
+    st: &AppState,
+    web: &Web,
+    result: Result<String, AppError>,
+    action: &str,
+    what: String,
+) -> Response {
+    let (user, device) = (&web.session.pusher.user, &web.session.pusher.device);
+    match result {
+        Ok(to) => {
+            let _ = st.audit(user, Some(device), action, what).await;
+            Redirect::to(&to).into_response()
+        }
+        Err(e) => {
+            let detail = format!("{action} {what}: {e}");
+            let _ = st.audit(user, Some(device), "refused", detail).await;
+            page_error(e, web.lang)
+        }
+    }
+}
+
 /// A time as China wall-clock text, `YYYY-MM-DD HH:MM`.
 pub fn china_time(ms: i64) -> String {
     let date = fieldbook_core::model::workflow::china_date(ms);
