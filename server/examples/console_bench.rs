@@ -27,8 +27,8 @@ use fieldbook_core::model::{
     Divisions, Event, EventKind, GpsFix, Inspection, PhotoRef, Role, Templates,
 };
 use fieldbook_core::sync::wire::{Item, ItemKind, doc_id_bytes};
-use fieldbook_server::app::{AppState, NewUser, app, create_user_record};
-use fieldbook_server::registry_gen::{RegistryOptions, generate};
+use fieldbook_server::devtools::registry_gen::{RegistryOptions, generate};
+use fieldbook_server::http::{AppState, NewUser, app, create_user_record};
 use fieldbook_server::storage::prelude::*;
 use fieldbook_server::storage::sqlite::SqliteStorage;
 use fieldbook_server::storage::{Identity, Outcome, Session};
@@ -96,7 +96,7 @@ fn populate(dir: &str, n: usize) {
     for i in 0..n {
         let site = &registry[(i * 7919) % registry.len()];
         let t = Templates::builtin().latest(site.kind).unwrap();
-        let answers = fieldbook_server::answers::plausible(t, i % 5 != 0, i as u64);
+        let answers = fieldbook_server::devtools::answers::plausible(t, i % 5 != 0, i as u64);
         let at = now - ((n - i) as i64) * 60_000;
         let mut photos = Vec::new();
         for f in &t.fields {
@@ -198,7 +198,7 @@ fn run(dir: &str) {
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    rt.spawn(fieldbook_server::listen::serve_default(
+    rt.spawn(fieldbook_server::http::listen::serve_default(
         listener,
         app(state),
         std::future::pending(),

@@ -29,8 +29,8 @@ use fieldbook_core::model::indicator::{Indicators, Period};
 use fieldbook_core::model::workflow::china_day_start_ms;
 use fieldbook_core::model::{Divisions, SiteKind, Templates};
 use fieldbook_server::coverage::coverage_rows;
+use fieldbook_server::devtools::registry_gen::{RegistryOptions, generate};
 use fieldbook_server::export::{write_coverage_csv, write_coverage_xlsx};
-use fieldbook_server::registry_gen::{RegistryOptions, generate};
 use fieldbook_server::storage::sqlite::SqliteStorage;
 use std::time::Instant;
 
@@ -81,8 +81,12 @@ fn populate(db: &str, n: u64) {
         let t = Templates::builtin().latest(kind).unwrap();
         let sets = (0..24)
             .map(|i| {
-                serde_json::to_string(&fieldbook_server::answers::plausible(t, i % 4 != 0, i))
-                    .unwrap()
+                serde_json::to_string(&fieldbook_server::devtools::answers::plausible(
+                    t,
+                    i % 4 != 0,
+                    i,
+                ))
+                .unwrap()
             })
             .collect();
         answers.push((kind, sets));

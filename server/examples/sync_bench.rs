@@ -8,7 +8,7 @@ use fieldbook_core::model::{Role, SiteKind, Value};
 use fieldbook_core::store::{Identity, NewSite, Store};
 use fieldbook_core::sync::Transport;
 use fieldbook_core::sync::wire::{SyncRequest, SyncResponse};
-use fieldbook_server::sim;
+use fieldbook_server::devtools::sim;
 use std::time::{Duration, Instant};
 
 /// 30 answers of a rural sewage facility inspection, all valid.

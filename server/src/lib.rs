@@ -1,37 +1,34 @@
 //! fieldbook-server: the sync server, its storage and the `fieldbook`
 //! command's verbs.
 //!
-//! - [`app`]: the axum router (`app(state)`), handlers and extractors.
+//! - [`http`]: everything on the wire: the router (`app(state)`), sync,
+//!   login, tus photos, exports, the admin API, the accept loop, and the
+//!   review console in the browser (`http::console`).
 //! - [`storage`]: the `Storage` trait and its SQLite implementation.
 //! - [`ingest`]: the trust boundary: every check a pushed record passes.
 //! - [`auth`]: passwords and device tokens.
-//! - [`console`]: the review console in the browser.
-//! - [`coverage`]: coverage rates, site maps and the records export.
+//! - [`coverage`] and [`export`]: coverage rates, site maps, the records
+//!   and findings exports, and their file formats.
 //! - [`registry`]: site registry CSV import.
-//! - [`registry_gen`]: a generated registry for the demo and benchmarks.
-//! - [`photos`]: tus photo uploads and downloads.
+//! - [`photo_store`]: the photo folder (complete photos, unfinished
+//!   uploads, thumbnails).
 //! - [`metrics`]: Prometheus counters.
-//! - [`sim`]: simulated phones (`fieldbook sim`), a tool.
+//! - [`devtools`]: simulated phones (`fieldbook sim`), the generated
+//!   registry and plausible answers of the demo and benchmarks.
 //!
-//! Only this crate knows HTTP routes and server SQL.
+//! The verbs of the `fieldbook` binary live in `src/cli/`. Only this crate
+//! knows HTTP routes and server SQL.
 
-pub mod admin_http;
-pub mod answers;
-pub mod app;
 pub mod auth;
-pub mod console;
 pub mod coverage;
+pub mod devtools;
 pub mod error;
 pub mod export;
-pub mod export_http;
+pub mod http;
 pub mod ingest;
-pub mod listen;
-pub mod login;
 pub mod metrics;
-pub mod photos;
+pub mod photo_store;
 pub mod registry;
-pub mod registry_gen;
-pub mod sim;
 pub mod storage;
 
-pub use app::{AppState, app};
+pub use http::{AppState, app};

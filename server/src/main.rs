@@ -4,11 +4,9 @@
 //! reports errors. `anyhow` is used here and in the verbs, never in the
 //! libraries.
 
-mod admin;
-mod demo;
-mod export_cmd;
-mod photo_cmd;
-mod serve;
+mod cli;
+
+use cli::{admin, demo, export, photo, serve};
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -27,16 +25,16 @@ enum Verb {
     /// inspections, a supervisor's review, and what was stored.
     Demo(demo::Args),
     /// Photo tools: `photo compress IN OUT` runs the phone's pipeline.
-    Photo(photo_cmd::Args),
+    Photo(photo::Args),
     /// Run the sync server.
     Serve(serve::Args),
     /// Manage users, devices and the site registry of a data folder.
     Admin(admin::Args),
     /// Coverage rates (CSV, XLSX, GeoJSON) and raw records (CSV) from a
     /// data folder.
-    Export(export_cmd::Args),
+    Export(export::Args),
     /// Simulated phones against a running server, for load and fault tests.
-    Sim(fieldbook_server::sim::Args),
+    Sim(fieldbook_server::devtools::sim::Args),
 }
 
 fn main() -> ExitCode {
@@ -45,9 +43,9 @@ fn main() -> ExitCode {
         Verb::Demo(args) => demo::run(args),
         Verb::Serve(args) => serve::run(args),
         Verb::Admin(args) => admin::run(args),
-        Verb::Export(args) => export_cmd::run(args),
-        Verb::Sim(args) => fieldbook_server::sim::run(args),
-        Verb::Photo(args) => photo_cmd::run(args),
+        Verb::Export(args) => export::run(args),
+        Verb::Sim(args) => fieldbook_server::devtools::sim::run(args),
+        Verb::Photo(args) => photo::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly on purpose.
 
 use fieldbook_core::model::Divisions;
-use fieldbook_server::registry_gen::{RegistryOptions, generate};
+use fieldbook_server::devtools::registry_gen::{RegistryOptions, generate};
 use fieldbook_server::storage::prelude::*;
 use fieldbook_server::storage::sqlite::SqliteStorage;
 use std::path::Path;

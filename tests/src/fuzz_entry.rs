@@ -449,7 +449,7 @@ fn uuid_like(s: &str) -> bool {
 /// for the PATCH decision.
 pub fn tus_headers(data: &[u8]) {
     use axum::http::{HeaderMap, HeaderName, HeaderValue};
-    use fieldbook_server::photos::{PatchStep, creation_headers, patch_headers, patch_step};
+    use fieldbook_server::http::photos::{PatchStep, creation_headers, patch_headers, patch_step};
     let mut headers = HeaderMap::new();
     let mut state = (0u64, 0u64, 0u64);
     for line in data.split(|&b| b == b'\n') {

@@ -16,9 +16,9 @@ use fieldbook_core::model::Role;
 use fieldbook_core::store::{Identity, Store};
 use fieldbook_core::sync::http::{HttpTransport, LoginRequest};
 use fieldbook_core::sync::{self, SyncOptions, SyncSummary, TransportError};
-use fieldbook_server::app::{NewUser, create_user_record};
+use fieldbook_server::http::{AppState, app};
+use fieldbook_server::http::{NewUser, create_user_record};
 use fieldbook_server::storage::sqlite::SqliteStorage;
-use fieldbook_server::{AppState, app};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -69,13 +69,17 @@ impl TestServer {
 
     /// Starts a server on `dir` (restart tests reuse a folder).
     pub fn start_in(dir: &Path) -> TestServer {
-        TestServer::start_with(dir, fieldbook_server::listen::Limits::default(), |_| {})
+        TestServer::start_with(
+            dir,
+            fieldbook_server::http::listen::Limits::default(),
+            |_| {},
+        )
     }
 
     /// Starts a server on a fresh data folder with connection `limits`,
     /// letting `tune` change the state (budgets, timeouts) first.
     pub fn start_tuned(
-        limits: fieldbook_server::listen::Limits,
+        limits: fieldbook_server::http::listen::Limits,
         tune: impl FnOnce(&mut AppState),
     ) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -91,7 +95,7 @@ impl TestServer {
 
     fn start_with(
         dir: &Path,
-        limits: fieldbook_server::listen::Limits,
+        limits: fieldbook_server::http::listen::Limits,
         tune: impl FnOnce(&mut AppState),
     ) -> TestServer {
         let storage =
@@ -118,7 +122,7 @@ impl TestServer {
                 addr_tx
                     .send(listener.local_addr().expect("addr"))
                     .expect("send addr");
-                fieldbook_server::listen::serve(listener, app(st), limits, async {
+                fieldbook_server::http::listen::serve(listener, app(st), limits, async {
                     let _ = rx.await;
                 })
                 .await

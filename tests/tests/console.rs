@@ -325,7 +325,7 @@ fn sessions_are_cookies_that_expire_and_end() {
     // Idle for longer than the idle limit: back to the login.
     let (idle, _) = Console::login(url, "wang.fang", PASSWORD);
     server.clock_offset.store(
-        fieldbook_server::console::session::IDLE_MS + 60_000,
+        fieldbook_server::http::console::session::IDLE_MS + 60_000,
         std::sync::atomic::Ordering::SeqCst,
     );
     assert_eq!(idle.get("/queue").location(), "/login");

@@ -10,7 +10,7 @@ use fieldbook_core::model::workflow::china_day_start_ms;
 use fieldbook_core::model::{Divisions, Level, Role, Site, SiteKind, Value};
 use fieldbook_core::store::{SiteFilter, Store};
 use fieldbook_server::coverage::{coverage_rows, write_records_csv};
-use fieldbook_server::registry_gen::{RegistryOptions, generate};
+use fieldbook_server::devtools::registry_gen::{RegistryOptions, generate};
 use fieldbook_server::storage::prelude::*;
 use fieldbook_tests::{Phone, TestServer, photo_ref, raw_get, toilet_answers, token};
 use std::collections::{BTreeMap, HashMap};

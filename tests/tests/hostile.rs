@@ -664,7 +664,7 @@ fn a_scoped_admin_stays_inside_its_areas() {
     assert_eq!(state(&server), before);
     // It sees and manages its own users only.
     let (_, body) = raw_get(&server.url, "/v1/admin/users", Some(&a));
-    let users: Vec<fieldbook_server::app::UserInfo> = serde_json::from_slice(&body).unwrap();
+    let users: Vec<fieldbook_server::http::UserInfo> = serde_json::from_slice(&body).unwrap();
     assert!(
         users
             .iter()
@@ -673,7 +673,7 @@ fn a_scoped_admin_stays_inside_its_areas() {
     );
     assert!(users.iter().any(|u| u.name == "li.wei"));
     let (_, body) = raw_get(&server.url, "/v1/admin/devices", Some(&a));
-    let devices: Vec<fieldbook_server::app::DeviceInfo> = serde_json::from_slice(&body).unwrap();
+    let devices: Vec<fieldbook_server::http::DeviceInfo> = serde_json::from_slice(&body).unwrap();
     assert!(
         !devices
             .iter()
@@ -697,7 +697,7 @@ fn a_scoped_admin_stays_inside_its_areas() {
     );
     assert_eq!(s, 403);
     let (_, body) = raw_get(&server.url, "/v1/admin/audit?limit=1000", Some(&a));
-    let page: fieldbook_server::app::AuditPage = serde_json::from_slice(&body).unwrap();
+    let page: fieldbook_server::http::AuditPage = serde_json::from_slice(&body).unwrap();
     assert!(
         !page
             .entries
@@ -707,7 +707,7 @@ fn a_scoped_admin_stays_inside_its_areas() {
     // Every refusal is on record, for the whole deployment's admin.
     let root = token(&server, "root", "root-laptop");
     let (_, body) = raw_get(&server.url, "/v1/admin/audit?limit=1000", Some(&root));
-    let page: fieldbook_server::app::AuditPage = serde_json::from_slice(&body).unwrap();
+    let page: fieldbook_server::http::AuditPage = serde_json::from_slice(&body).unwrap();
     let refusals: u64 = page
         .entries
         .iter()
@@ -797,7 +797,7 @@ fn failed_logins_are_bounded_slowed_and_counted_once() {
     // The audit API pages.
     let root = token(&server, "root", "root-laptop");
     let (_, body1) = raw_get(&server.url, "/v1/admin/audit?limit=2", Some(&root));
-    let p1: fieldbook_server::app::AuditPage = serde_json::from_slice(&body1).unwrap();
+    let p1: fieldbook_server::http::AuditPage = serde_json::from_slice(&body1).unwrap();
     assert_eq!(p1.entries.len(), 2);
     let next = p1.next_before.unwrap();
     let (_, body2) = raw_get(
@@ -805,7 +805,7 @@ fn failed_logins_are_bounded_slowed_and_counted_once() {
         &format!("/v1/admin/audit?limit=2&before={next}"),
         Some(&root),
     );
-    let p2: fieldbook_server::app::AuditPage = serde_json::from_slice(&body2).unwrap();
+    let p2: fieldbook_server::http::AuditPage = serde_json::from_slice(&body2).unwrap();
     assert!(p2.entries.iter().all(|e| e.id < next));
 }
 
@@ -984,7 +984,7 @@ fn uploads_are_checked_bounded_and_expire() {
     assert_eq!(s, 415);
     assert!(!server.state.photos.has(&h));
     // A quota of unfinished uploads.
-    for n in 0..fieldbook_server::photos::UPLOADS_PER_USER_MAX as u32 {
+    for n in 0..fieldbook_server::photo_store::UPLOADS_PER_USER_MAX as u32 {
         assert_eq!(create_upload(&server, &li, &hash(100 + n), 1000), 201);
     }
     assert_eq!(create_upload(&server, &li, &hash(99), 1000), 413);
@@ -1177,7 +1177,7 @@ fn idle_connections_are_closed_and_capped() {
     use std::io::{Read, Write};
     use std::time::Duration;
     let server = TestServer::start_tuned(
-        fieldbook_server::listen::Limits {
+        fieldbook_server::http::listen::Limits {
             connections: 4,
             header_timeout: Duration::from_secs(2),
         },
@@ -1240,8 +1240,8 @@ fn idle_connections_are_closed_and_capped() {
 fn body_bytes_and_exports_are_budgeted() {
     use std::io::Write;
     use std::time::Duration;
-    let server = TestServer::start_tuned(fieldbook_server::listen::Limits::default(), |st| {
-        st.body_budget = fieldbook_server::app::ByteBudget::new(64 << 10);
+    let server = TestServer::start_tuned(fieldbook_server::http::listen::Limits::default(), |st| {
+        st.body_budget = fieldbook_server::http::ByteBudget::new(64 << 10);
         st.body_budget_wait = Duration::from_millis(500);
     });
     server.add_user("li.wei", Role::Inspector, &[COUNTY_A]);
@@ -1279,7 +1279,7 @@ fn body_bytes_and_exports_are_budgeted() {
         .state
         .export_slots
         .clone()
-        .try_acquire_many_owned(fieldbook_server::app::EXPORTS_AT_ONCE as u32)
+        .try_acquire_many_owned(fieldbook_server::http::EXPORTS_AT_ONCE as u32)
         .unwrap();
     let root = token(&server, "root", "root-laptop");
     let url = server.url.clone();
@@ -1313,7 +1313,7 @@ fn body_bytes_and_exports_are_budgeted() {
 #[test]
 fn sim_passwords_are_random_and_fixes_have_a_time() {
     let server = server();
-    let args = fieldbook_server::sim::Args {
+    let args = fieldbook_server::devtools::sim::Args {
         server: server.url.clone(),
         phones: 1,
         inspections: 1,
@@ -1332,9 +1332,9 @@ fn sim_passwords_are_random_and_fixes_have_a_time() {
             .unwrap()
             .password_hash
     };
-    let r1 = fieldbook_server::sim::simulate(&args).unwrap();
+    let r1 = fieldbook_server::devtools::sim::simulate(&args).unwrap();
     let h1 = hash();
-    let r2 = fieldbook_server::sim::simulate(&args).unwrap();
+    let r2 = fieldbook_server::devtools::sim::simulate(&args).unwrap();
     let h2 = hash();
     assert_ne!(h1, h2, "a rerun must not reuse the password");
     assert_eq!(

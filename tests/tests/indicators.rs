@@ -18,8 +18,8 @@ use fieldbook_core::model::workflow::china_day_start_ms;
 use fieldbook_core::model::{Divisions, EventKind, Level, Role, Site, SiteKind, Value};
 use fieldbook_core::store::{FindingAction, NewFinding, Store};
 use fieldbook_server::coverage::{coverage_rows, write_findings, write_records};
+use fieldbook_server::devtools::registry_gen::{RegistryOptions, generate};
 use fieldbook_server::export::TableFormat;
-use fieldbook_server::registry_gen::{RegistryOptions, generate};
 use fieldbook_server::storage::prelude::*;
 use fieldbook_tests::{Phone, TestServer, photo_ref};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -44,7 +44,7 @@ fn per_kind(kind: SiteKind) -> usize {
 /// Fills and submits an inspection of `site` from its template.
 fn inspect(store: &mut Store, site: &Site, good: bool, n: u64) -> String {
     let t = store.templates().latest(site.kind).unwrap().clone();
-    let answers = fieldbook_server::answers::plausible(&t, good, n);
+    let answers = fieldbook_server::devtools::answers::plausible(&t, good, n);
     let id = store.start_inspection(&site.id).unwrap();
     let list: Vec<(String, Value)> = answers.clone().into_iter().collect();
     store.set_answers(&id, &list).unwrap();

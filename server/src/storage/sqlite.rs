@@ -35,7 +35,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
 const PULL_ROWS_MAX: usize = 5_000;
 
 /// Reader connections. Each holds its own page cache; more readers than
-/// sync requests worked on at once (`app::sync_slots`, at most 4) would
+/// sync requests worked on at once (`http::state::sync_slots`, at most 4) would
 /// mostly idle.
 const READERS: usize = 4;
 /// Reader connections of reports and exports, apart from sync's: a queue

@@ -190,7 +190,7 @@ fn photo_pool() -> &'static [Compressed] {
     POOL.get_or_init(|| {
         (1..=6u64)
             .map(|i| {
-                let png = fieldbook_server::sim::generated_photo(i * 0x1_0000_0001 + 7);
+                let png = fieldbook_server::devtools::sim::generated_photo(i * 0x1_0000_0001 + 7);
                 photo::compress_input(PhotoInput::Bytes(&png), &PhotoOptions::default())
                     .unwrap_or_else(|e| panic!("test photo {i} does not compress: {e}"))
             })

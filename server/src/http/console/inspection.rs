@@ -11,8 +11,8 @@
 use super::queue::Filter;
 use super::session::Web;
 use super::{Frame, Lang, china_time, page_error, place_name, render};
-use crate::app::AppState;
 use crate::error::AppError;
+use crate::http::state::AppState;
 use crate::storage::{Outcome, Session};
 use askama::Template;
 use automerge::{ActorId, Automerge};
@@ -576,14 +576,14 @@ pub async fn act(
 
 /// `GET /console/photos/{hash}`: the same scope check as the phone API.
 pub async fn photo(State(st): State<AppState>, web: Web, Path(hash): Path<String>) -> Response {
-    crate::photos::readable(&st, &web.session.pusher.areas, &hash, false)
+    crate::http::photos::readable(&st, &web.session.pusher.areas, &hash, false)
         .await
         .unwrap_or_else(|e| page_error(e, web.lang))
 }
 
 /// `GET /console/photos/{hash}/thumb`: made once, then served from disk.
 pub async fn thumb(State(st): State<AppState>, web: Web, Path(hash): Path<String>) -> Response {
-    crate::photos::readable(&st, &web.session.pusher.areas, &hash, true)
+    crate::http::photos::readable(&st, &web.session.pusher.areas, &hash, true)
         .await
         .unwrap_or_else(|e| page_error(e, web.lang))
 }

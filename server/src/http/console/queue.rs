@@ -7,8 +7,8 @@
 
 use super::session::Web;
 use super::{Frame, Lang, china_time, page_error, place_name, render};
-use crate::app::AppState;
 use crate::error::AppError;
+use crate::http::state::AppState;
 use crate::storage::review::{QueueQuery, QueueRow};
 use askama::Template;
 use axum::extract::{Query, State};

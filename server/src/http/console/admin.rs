@@ -4,14 +4,15 @@
 //! bad) and the audit log (by user, action and date).
 //!
 //! Every action runs the admin API's own function
-//! ([`crate::admin_http`]), with its role and area checks and its audit
+//! ([`crate::http::admin`]), with its role and area checks and its audit
 //! lines; these pages only render and post.
 
 use super::session::Web;
 use super::{Frame, china_time, page_error, render};
-use crate::admin_http::{self, AuditInfo, DeviceInfo, NewUser, UserInfo};
-use crate::app::{AppState, CSV_BYTES_MAX, read_body};
 use crate::error::AppError;
+use crate::http::admin::{self, AuditInfo, DeviceInfo, NewUser, UserInfo};
+use crate::http::body::read_body;
+use crate::http::state::{AppState, CSV_BYTES_MAX};
 use crate::storage::AuditQuery;
 use askama::Template;
 use axum::body::Body;
@@ -65,7 +66,7 @@ pub struct Done {
 /// `GET /admin/users`.
 pub async fn users(State(st): State<AppState>, web: Web, Query(d): Query<Done>) -> Response {
     let lang = web.lang;
-    match admin_http::users_for(&st, &web.session).await {
+    match admin::users_for(&st, &web.session).await {
         Ok(users) => render(&UsersPage {
             frame: Frame::new(&web, "/admin/users"),
             roles: role_choices("inspector", lang),
@@ -106,7 +107,7 @@ pub async fn add_user(
         role: f.role,
         areas: areas_of(&f.areas),
     };
-    match admin_http::add_user(&st, &web.session, u).await {
+    match admin::add_user(&st, &web.session, u).await {
         Ok(info) => Redirect::to(&format!("/admin/users?done=added+{}", info.name)).into_response(),
         Err(e) => page_error(e, web.lang),
     }
@@ -125,12 +126,12 @@ pub async fn user_action(
     let s = &web.session;
     let r = match action.as_str() {
         "disable" | "enable" => {
-            admin_http::set_disabled(st.clone(), s.clone(), name.clone(), action == "disable")
+            admin::set_disabled(st.clone(), s.clone(), name.clone(), action == "disable")
                 .await
                 .map(|_| ())
         }
-        "password" => admin_http::change_password(&st, s, &name, f.password).await,
-        "role" => admin_http::change_role_areas(&st, s, &name, &f.role, areas_of(&f.areas)).await,
+        "password" => admin::change_password(&st, s, &name, f.password).await,
+        "role" => admin::change_role_areas(&st, s, &name, &f.role, areas_of(&f.areas)).await,
         _ => Err(AppError::NotFound(format!("no user action {action:?}"))),
     };
     match r {
@@ -157,7 +158,7 @@ struct DevicesPage {
 
 /// `GET /admin/devices`.
 pub async fn devices(State(st): State<AppState>, web: Web) -> Response {
-    match admin_http::devices_for(&st, &web.session).await {
+    match admin::devices_for(&st, &web.session).await {
         Ok(list) => render(&DevicesPage {
             frame: Frame::new(&web, "/admin/devices"),
             devices: list
@@ -186,7 +187,7 @@ pub async fn revoke(
     if let Err(e) = web.check_csrf(&f.csrf) {
         return page_error(e, web.lang);
     }
-    match admin_http::revoke(&st, &web.session, &id).await {
+    match admin::revoke(&st, &web.session, &id).await {
         Ok(()) => Redirect::to("/admin/devices").into_response(),
         Err(e) => page_error(e, web.lang),
     }
@@ -258,7 +259,7 @@ pub async fn import(
         Err(e) => return page_error(e, lang),
     };
     let frame = Frame::new(&web, "/admin/registry");
-    match admin_http::import(&st, &web.session, &body.bytes).await {
+    match admin::import(&st, &web.session, &body.bytes).await {
         Ok(r) => render(&RegistryPage {
             frame,
             result: Some((r.rows, r.written)),
@@ -349,7 +350,7 @@ pub async fn audit(State(st): State<AppState>, web: Web, Query(f): Query<AuditFi
             Err(_) => return bad(format!("{:?} is not a page key", f.before)),
         }
     }
-    match admin_http::audit_for(&st, &web.session, q).await {
+    match admin::audit_for(&st, &web.session, q).await {
         Ok(page) => {
             let next = page.next_before.map(|b| {
                 let mut g = f.clone();

@@ -9,9 +9,9 @@
 //! read it nor compute it, and no replica needs to remember it.
 
 use super::{Lang, page_error};
-use crate::app::AppState;
 use crate::auth;
 use crate::error::AppError;
+use crate::http::state::AppState;
 use crate::storage::Session;
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
@@ -157,20 +157,20 @@ pub async fn login(
     State(st): State<AppState>,
     req: axum::extract::Request,
 ) -> Result<Response, Response> {
-    let peer = crate::listen::peer(req.extensions());
+    let peer = crate::http::listen::peer(req.extensions());
     let (parts, body) = req.into_parts();
     let lang = Lang::of(&parts.headers);
     let fail = |e: AppError| super::login_page(lang, Some(e)).into_response();
-    let body = crate::app::read_body(&st, &parts.headers, body, crate::app::JSON_BYTES_MAX)
+    let body = crate::http::read_body(&st, &parts.headers, body, crate::http::JSON_BYTES_MAX)
         .await
         .map_err(fail)?;
     let form: LoginForm = serde_urlencoded_form(&body.bytes).map_err(fail)?;
     let device = format!("{WEB_DEVICE_PREFIX}{}", random_hex(8).map_err(fail)?);
-    let user = crate::login::authenticate(&st, &form.username, &form.password, &device, peer)
+    let user = crate::http::login::authenticate(&st, &form.username, &form.password, &device, peer)
         .await
         .map_err(fail)?;
     let actor = random_hex(16).map_err(fail)?;
-    let (token, _) = crate::login::issue_token(&st, &user.name, &device, &actor, IDLE_MS)
+    let (token, _) = crate::http::login::issue_token(&st, &user.name, &device, &actor, IDLE_MS)
         .await
         .map_err(fail)?;
     let mut r = Redirect::to("/").into_response();

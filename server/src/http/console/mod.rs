@@ -23,8 +23,8 @@ pub mod inspection;
 pub mod queue;
 pub mod session;
 
-use crate::app::AppState;
 use crate::error::AppError;
+use crate::http::state::AppState;
 use askama::Template;
 use axum::Router;
 use axum::extract::Query;
@@ -127,8 +127,8 @@ pub struct CsrfForm {
     pub csrf: String,
 }
 
-const CSS: &str = include_str!("../../assets/console.css");
-const JS: &str = include_str!("../../assets/console.js");
+const CSS: &str = include_str!("../../../assets/console.css");
+const JS: &str = include_str!("../../../assets/console.js");
 
 /// The console's routes.
 pub fn routes() -> Router<AppState> {

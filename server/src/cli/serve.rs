@@ -1,9 +1,9 @@
 //! `fieldbook serve`: the sync server on SQLite and a local folder.
 
 use anyhow::{Context, Result};
-use fieldbook_server::listen::{self, Limits};
+use fieldbook_server::http::listen::{self, Limits};
+use fieldbook_server::http::{AppState, app};
 use fieldbook_server::storage::sqlite::SqliteStorage;
-use fieldbook_server::{AppState, app};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -99,7 +99,7 @@ pub fn run(args: Args) -> Result<()> {
                 .await
                 .with_context(|| format!("cannot listen on {m}"))?;
             println!("metrics on http://{}/metrics", ml.local_addr()?);
-            let router = fieldbook_server::app::metrics_app(state.metrics.clone());
+            let router = fieldbook_server::http::metrics_app(state.metrics.clone());
             tokio::spawn(listen::serve_default(ml, router, std::future::pending()));
         }
         let limits = Limits {

@@ -10,9 +10,10 @@
 //! rows cost a few chunks of memory, and a client that goes away stops the
 //! export at the next chunk.
 
-use crate::app::{AppState, Auth};
 use crate::error::AppError;
 use crate::export::TableFormat;
+use crate::http::bearer::Auth;
+use crate::http::state::AppState;
 use crate::storage::Storage;
 use crate::{coverage, export};
 use axum::Router;

@@ -15,10 +15,11 @@ use fieldbook_core::model::{Divisions, GpsFix, InspectionStatus, Level, SiteKind
 use fieldbook_core::photo::PhotoInput;
 use fieldbook_core::store::{InspectionFilter, SiteFilter, Store};
 use fieldbook_core::sync::faults::LossyTransport;
-use fieldbook_server::app::{AppState, NewUser, app, create_user_record};
-use fieldbook_server::registry_gen::{RegistryOptions, generate};
+use fieldbook_server::devtools::registry_gen::{RegistryOptions, generate};
+use fieldbook_server::devtools::sim;
+use fieldbook_server::http::{AppState, NewUser, app, create_user_record};
 use fieldbook_server::storage::Records;
-use fieldbook_server::{coverage, export, sim};
+use fieldbook_server::{coverage, export};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -86,7 +87,7 @@ fn fill(
         .context("no template for the site kind")?
         .clone();
     let good = rng.unit() < 0.8;
-    let answers = fieldbook_server::answers::plausible(&t, good, rng.next());
+    let answers = fieldbook_server::devtools::answers::plausible(&t, good, rng.next());
     let list: Vec<(String, Value)> = answers.clone().into_iter().collect();
     store.set_answers(id, &list)?;
     for f in &t.fields {
@@ -168,7 +169,7 @@ pub fn run(args: Args) -> Result<()> {
         ),
     );
 
-    let storage = crate::serve::open_storage(&dir)?;
+    let storage = super::serve::open_storage(&dir)?;
     let now = (fieldbook_core::store::system_clock())();
     let registry = generate(
         divisions,
@@ -258,7 +259,7 @@ pub fn run(args: Args) -> Result<()> {
                 .await
                 .with_context(|| format!("cannot listen on {listen}"))?;
             let _ = addr_tx.send(listener.local_addr()?);
-            fieldbook_server::listen::serve_default(listener, app(state), async {
+            fieldbook_server::http::listen::serve_default(listener, app(state), async {
                 let _ = stop_rx.await;
             })
             .await?;

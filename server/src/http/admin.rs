@@ -9,9 +9,11 @@
 //! administrators whose area is `*`. Every refusal is written to the audit
 //! log.
 
-use crate::app::{AppState, Auth, CSV_BYTES_MAX, JSON_BYTES_MAX, json_body, read_body};
 use crate::auth;
 use crate::error::AppError;
+use crate::http::bearer::Auth;
+use crate::http::body::{json_body, read_body};
+use crate::http::state::{AppState, CSV_BYTES_MAX, JSON_BYTES_MAX};
 use crate::storage::{AuditQuery, Identity, Session, Storage, UserRecord};
 use axum::body::Body;
 use axum::extract::{Path, Query, State};

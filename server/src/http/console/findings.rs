@@ -10,8 +10,8 @@
 use super::inspection::{hex_bytes, scoped, steps_refused};
 use super::session::Web;
 use super::{Frame, china_time, page_error, place_name, render, step_outcome};
-use crate::app::AppState;
 use crate::error::AppError;
+use crate::http::state::AppState;
 use crate::storage::review::FindingsQuery;
 use crate::storage::{Outcome, Session};
 use askama::Template;

@@ -9,9 +9,9 @@
 
 use super::session::Web;
 use super::{Frame, Lang, page_error, place_name, render};
-use crate::app::AppState;
 use crate::error::AppError;
-use crate::export_http::{CoverageQuery, RecordsQuery};
+use crate::http::exports::{CoverageQuery, RecordsQuery};
+use crate::http::state::AppState;
 use askama::Template;
 use axum::extract::{Query, State};
 use axum::response::Response;
@@ -105,7 +105,7 @@ fn area_of(web: &Web, asked: Option<String>) -> Result<String, AppError> {
     let asked = asked.filter(|a| !a.is_empty());
     let who = &web.session.pusher;
     match asked {
-        Some(a) => crate::export_http::area_for(&web.session, Some(a)),
+        Some(a) => crate::http::exports::area_for(&web.session, Some(a)),
         None => match who.areas.first() {
             Some(a) if a == fieldbook_core::policy::WHOLE_DEPLOYMENT => Ok(Divisions::luoyang()
                 .within("", Level::City)
@@ -140,11 +140,11 @@ pub async fn page(State(st): State<AppState>, web: Web, Query(v): Query<View>) -
         year: if as_of.is_some() { None } else { v.year },
         as_of: as_of.clone(),
     };
-    let period = match crate::export_http::period(&q, st.now()) {
+    let period = match crate::http::exports::period(&q, st.now()) {
         Ok(p) => p,
         Err(e) => return page_error(e, lang),
     };
-    let slot = match crate::export_http::export_slot(&st).await {
+    let slot = match crate::http::exports::export_slot(&st).await {
         Ok(s) => s,
         Err(e) => return page_error(e, lang),
     };
@@ -310,7 +310,7 @@ pub async fn coverage_file(
     web: Web,
     Query(q): Query<CoverageQuery>,
 ) -> Response {
-    crate::export_http::coverage_file(&st, &web.session, q)
+    crate::http::exports::coverage_file(&st, &web.session, q)
         .await
         .unwrap_or_else(|e| page_error(e, web.lang))
 }
@@ -321,7 +321,7 @@ pub async fn records_file(
     web: Web,
     Query(q): Query<RecordsQuery>,
 ) -> Response {
-    crate::export_http::records_file(&st, &web.session, q)
+    crate::http::exports::records_file(&st, &web.session, q)
         .await
         .unwrap_or_else(|e| page_error(e, web.lang))
 }
@@ -332,7 +332,7 @@ pub async fn findings_file(
     web: Web,
     Query(q): Query<RecordsQuery>,
 ) -> Response {
-    crate::export_http::findings_file(&st, &web.session, q)
+    crate::http::exports::findings_file(&st, &web.session, q)
         .await
         .unwrap_or_else(|e| page_error(e, web.lang))
 }

@@ -3,7 +3,7 @@
 //! opens twenty thousand idle ones waits at the door instead of exhausting
 //! the process's file descriptors), and a request head must arrive within
 //! [`Limits::header_timeout`] (an idle or trickling connection is closed).
-//! Body reads have their own byte budget and idle timeout (`app::read_body`).
+//! Body reads have their own byte budget and idle timeout (`http::body::read_body`).
 //!
 //! Each request carries the peer's address as `ConnectInfo<SocketAddr>`,
 //! which login uses to slow down password guessing per address.

@@ -6,7 +6,7 @@
 use anyhow::{Context, Result, bail};
 use fieldbook_core::model::Role;
 use fieldbook_core::policy::WHOLE_DEPLOYMENT;
-use fieldbook_server::app::{NewUser, create_user_record};
+use fieldbook_server::http::{NewUser, create_user_record};
 use fieldbook_server::storage::{Accounts, AuditEntry, Identity, Records};
 use std::io::Read;
 use std::path::PathBuf;
@@ -114,7 +114,7 @@ fn read_password() -> Result<String> {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let storage = crate::serve::open_storage(&args.data)?;
+    let storage = super::serve::open_storage(&args.data)?;
     let audit = |action: &str, detail: String| {
         storage.audit(&AuditEntry {
             at: now(),
