@@ -345,8 +345,38 @@ fn sessions_are_cookies_that_expire_and_end() {
 fn coverage_and_downloads_by_role_and_area() {
     let server = server();
     let mut li = Phone::login(&server, "li.wei", "phone-li");
-    submitted(&mut li, "张家户厕", "盖板完好");
+    let (ins, _) = submitted(&mut li, "张家户厕", "盖板完好");
     let url = &server.url;
+    // The map: one site, not inspected until approved, passed after, an
+    // overdue finding above all.
+    let (office, _) = Console::login(url, "zhou.min", PASSWORD);
+    let township = format!("/coverage?area={VILLAGE_TOWNSHIP}");
+    let dots = |c: &Console| {
+        let page = c.get(&township).body;
+        ["not_inspected", "passed", "failed", "finding", "overdue"]
+            .into_iter()
+            .filter(|s| page.contains(&format!("class=\"dot {s}\"")))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(dots(&office), ["not_inspected"]);
+    assert!(
+        office.get(&township).body.contains(">竹园村</text>"),
+        "the village named"
+    );
+    let (sup, _) = Console::login(url, "wang.fang", PASSWORD);
+    assert_eq!(sup.step(&ins, "approve", "").status, 303);
+    assert_eq!(dots(&office), ["passed"]);
+    let csrf = Console::csrf_of(&sup.get(&format!("/inspections/{ins}")).body);
+    let r = sup.post_form(
+        &format!("/inspections/{ins}/finding"),
+        &[
+            ("csrf", &csrf),
+            ("title", "渗漏"),
+            ("deadline", "2020-01-01"),
+        ],
+    );
+    assert_eq!(r.status, 303);
+    assert_eq!(dots(&office), ["overdue"]);
     let anon = Console::new(url);
     for path in ["/coverage", "/console/exports/coverage?format=csv"] {
         assert_eq!(anon.get(path).location(), "/login", "{path}");

@@ -72,6 +72,41 @@ struct CoveragePage {
     child_level: String,
     /// `(label, href)`.
     downloads: Vec<(String, String)>,
+    map: super::sites_map::SitesMap,
+}
+
+/// A village's everyday name: the official one without the county and
+/// township in front and without the committee suffix
+/// (`栾川县赤土店镇竹园村村民委员会` → `竹园村`).
+fn short_name(code: &str) -> String {
+    let d = Divisions::luoyang();
+    let Some(area) = d.get(code) else {
+        return code.to_owned();
+    };
+    let mut name = area.name.as_str();
+    let mut up = area.parent.as_deref();
+    let mut prefixes = Vec::new();
+    while let Some(p) = up.and_then(|c| d.get(c)) {
+        prefixes.push(p.name.as_str());
+        up = p.parent.as_deref();
+    }
+    for p in prefixes.iter().rev() {
+        name = name.strip_prefix(p).unwrap_or(name);
+    }
+    let short = match name.strip_suffix("村民委员会") {
+        Some(s) if s.ends_with('村') => s.to_owned(),
+        Some(s) => format!("{s}村"),
+        None => match name.strip_suffix("居民委员会") {
+            Some(s) if s.ends_with("社区") => s.to_owned(),
+            Some(s) => format!("{s}社区"),
+            None => name.to_owned(),
+        },
+    };
+    if short.is_empty() {
+        area.name.clone()
+    } else {
+        short
+    }
 }
 
 fn percent(r: Option<f64>) -> String {
@@ -149,21 +184,25 @@ pub async fn page(State(st): State<AppState>, web: Web, Query(v): Query<View>) -
         Err(e) => return page_error(e, lang),
     };
     let (storage, a2, p2) = (st.storage.clone(), area.clone(), period.clone());
-    let rows = st
+    let today = fieldbook_core::model::workflow::china_date(st.now());
+    let drawn = st
         .db_app(move |_| {
             let _slot = slot;
-            crate::coverage::coverage_rows(
-                storage.as_ref() as &dyn crate::storage::reports::Reports,
+            let src = storage.as_ref() as &dyn crate::storage::reports::Reports;
+            let rows = crate::coverage::coverage_rows(
+                src,
                 Indicators::builtin(),
                 Divisions::luoyang(),
                 &a2,
-                p2,
+                p2.clone(),
                 &mut |_| {},
-            )
-            .map_err(AppError::from)
+            )?;
+            let village = |code: &str| short_name(code);
+            let map = super::sites_map::draw(src, &a2, &p2, &today, &village, lang)?;
+            Ok((rows, map))
         })
         .await;
-    let rows: Vec<CoverageRow> = match rows {
+    let (rows, map): (Vec<CoverageRow>, super::sites_map::SitesMap) = match drawn {
         Ok(r) => r,
         Err(e) => return page_error(e, lang),
     };
@@ -300,6 +339,7 @@ pub async fn page(State(st): State<AppState>, web: Web, Query(v): Query<View>) -
         children,
         child_level: level_label(child_level, lang),
         downloads,
+        map,
         area,
     })
 }

@@ -22,6 +22,7 @@ pub mod findings;
 pub mod inspection;
 pub mod queue;
 pub mod session;
+pub mod sites_map;
 
 use crate::error::AppError;
 use crate::http::state::AppState;
