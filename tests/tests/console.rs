@@ -222,6 +222,17 @@ fn a_return_and_an_approval_in_the_console_reach_the_phone() {
     );
     assert!(page.contains("<li class=\"pass\">达标 · 问题厕所：否</li>"));
     assert!(page.contains("与登记位置相距"), "the distance to the site");
+    // Answers under the checklist's parts, in template order.
+    let parts: Vec<usize> = ["户厕", "化粪池与管道", "粪污处理", "管护与满意度"]
+        .iter()
+        .map(|p| {
+            page.find(&format!(
+                "<tr class=\"section\"><th colspan=\"2\">{p}</th></tr>"
+            ))
+            .unwrap_or_else(|| panic!("section {p}"))
+        })
+        .collect();
+    assert!(parts.windows(2).all(|w| w[0] < w[1]), "{parts:?}");
 
     let r = c.step(&id, "comment", "照片清楚");
     assert_eq!(

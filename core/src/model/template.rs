@@ -36,6 +36,7 @@
 //! max = 10000
 //! show_if = { field = "overflowing", eq = false }
 //! help = { zh = "…", en = "…" }
+//! section = { zh = "收运", en = "Collection" }   # begins a part of the checklist
 //!
 //! [[rules]]
 //! id = "covered"
@@ -204,6 +205,9 @@ pub struct Field {
     pub show_if: Option<Condition>,
     pub photo: Option<PhotoRequirement>,
     pub help: Option<Label>,
+    /// A field with a section begins that part of the checklist; the
+    /// fields after it belong to it until the next section.
+    pub section: Option<Label>,
 }
 
 /// What a field's answer looks like.
@@ -1193,6 +1197,7 @@ struct RawField {
     show_if: Option<RawCondition>,
     photo: Option<RawPhoto>,
     help: Option<RawLabel>,
+    section: Option<RawLabel>,
     unit: Option<String>,
     min: Option<f64>,
     max: Option<f64>,
@@ -1303,6 +1308,10 @@ fn convert(raw: RawTemplate) -> Result<Template, TemplateError> {
         let ty = field_type(&rf)?;
         let ctx = |what: &str| format!("field `{}` {what}", rf.key);
         let field_label = label(rf.label, &ctx("label"), LABEL_CHARS_MAX)?;
+        let section = rf
+            .section
+            .map(|l| label(l, &ctx("section"), LABEL_CHARS_MAX))
+            .transpose()?;
         let help = rf
             .help
             .map(|h| label(h, &ctx("help"), HELP_CHARS_MAX))
@@ -1339,6 +1348,7 @@ fn convert(raw: RawTemplate) -> Result<Template, TemplateError> {
             show_if: None,
             photo,
             help,
+            section,
         });
     }
 
@@ -3039,7 +3049,7 @@ when = { field = "n", le = { param = "limit" } }
                    |
                 12 | colour = "red"
                    | ^^^^^^
-                unknown field `colour`, expected one of `key`, `label`, `type`, `required`, `show_if`, `photo`, `help`, `unit`, `min`, `max`, `integer`, `options`, `max_len`
+                unknown field `colour`, expected one of `key`, `label`, `type`, `required`, `show_if`, `photo`, `help`, `section`, `unit`, `min`, `max`, `integer`, `options`, `max_len`
             "#]],
         );
         check_err(

@@ -473,8 +473,8 @@ pub fn run(args: Args) -> Result<()> {
     println!("The server keeps running at {url}");
     println!("  review console: open {url}/ in a browser and log in as");
     println!("    supervisor     (审核员: the review queue)   password {password}");
-    println!("    county         (县级办公室)                 password {password}");
-    println!("    admin          (管理员)                     password {password}");
+    println!("    county         (县级办公室: coverage, map, downloads) password {password}");
+    println!("    admin          (管理员: users, devices, registry)    password {password}");
     if let Some(t) = townships.first() {
         println!("    inspector-{t} (巡查员, the phone's user) password {password}");
     }

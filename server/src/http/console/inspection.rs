@@ -150,6 +150,8 @@ pub(super) fn steps_refused(code: RejectCode, message: String) -> AppError {
 }
 
 pub struct Answer {
+    /// The heading of the checklist's part this answer begins.
+    pub section: Option<String>,
     pub label: String,
     pub value: String,
     /// Every value of a field edited on two phones at once, when it was.
@@ -284,12 +286,19 @@ pub async fn page(
     let can_raise = may_raise(who, &ins, &ctx);
     let t = Templates::builtin().get(ins.site_kind, ins.template_version);
     let answers = match t {
-        Some(t) => t
-            .fields
-            .iter()
-            .filter_map(|fd| {
-                let v = ins.answers.get(&fd.key)?;
-                Some(Answer {
+        // In template order, each part of the checklist under its heading.
+        Some(t) => {
+            let mut heading: Option<String> = None;
+            let mut out = Vec::new();
+            for fd in &t.fields {
+                if let Some(sec) = &fd.section {
+                    heading = Some(lang.t(&sec.zh, &sec.en).to_owned());
+                }
+                let Some(v) = ins.answers.get(&fd.key) else {
+                    continue;
+                };
+                out.push(Answer {
+                    section: heading.take(),
                     label: lang.t(&fd.label.zh, &fd.label.en).to_owned(),
                     value: value_text(Some(t), &fd.key, v, lang),
                     conflict: ins
@@ -301,13 +310,15 @@ pub async fn page(
                                 .collect()
                         })
                         .unwrap_or_default(),
-                })
-            })
-            .collect(),
+                });
+            }
+            out
+        }
         None => ins
             .answers
             .iter()
             .map(|(k, v)| Answer {
+                section: None,
                 label: k.clone(),
                 value: value_text(None, k, v, lang),
                 conflict: Vec::new(),

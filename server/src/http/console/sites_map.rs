@@ -20,6 +20,10 @@ use std::collections::{BTreeMap, HashMap};
 /// Most sites drawn; a county of a large registry is left to the GeoJSON.
 pub const MAP_SITES_MAX: usize = 3_000;
 
+/// Each dot names its site (a tooltip) when the map has at most this many:
+/// a county's thousand names would weigh more than the rest of the page.
+const DOT_TITLES_MAX: usize = 300;
+
 /// Village names are written when the map shows at most this many villages.
 const VILLAGE_LABELS_MAX: usize = 60;
 
@@ -67,7 +71,7 @@ impl State {
     }
 }
 
-/// One dot.
+/// One dot; `title` is empty on a crowded map.
 pub struct Dot {
     pub x: f64,
     pub y: f64,
@@ -196,6 +200,7 @@ pub fn draw(
     let mut villages: BTreeMap<String, (f64, f64, usize)> = BTreeMap::new();
     // Worse states drawn last, on top.
     sites.sort_by_key(|s| std::cmp::Reverse(s.state));
+    let titled = sites.len() <= DOT_TITLES_MAX;
     for s in &sites {
         let (x, y) = at(s.lat, s.lon);
         let v = villages.entry(s.village.clone()).or_insert((0.0, 0.0, 0));
@@ -206,7 +211,11 @@ pub fn draw(
             x,
             y,
             state: s.state.key(),
-            title: format!("{} — {}", s.name, s.state.label(lang)),
+            title: if titled {
+                format!("{} — {}", s.name, s.state.label(lang))
+            } else {
+                String::new()
+            },
         });
     }
     // Names only where they can be read.
