@@ -723,3 +723,43 @@ fn administrators_manage_users_devices_the_registry_and_read_the_audit_log() {
     );
     assert_eq!(a.get("/admin/audit?from=someday").status, 400);
 }
+
+#[test]
+fn maps_draw_on_a_configured_tile_server_and_only_then_allow_its_origin() {
+    // Without tiles: no image, no other origin.
+    let plain = server();
+    let mut li = Phone::login(&plain, "li.wei", "phone-li");
+    let (ins, _) = submitted(&mut li, "张家户厕", "盖板完好");
+    let (c, _) = Console::login(&plain.url, "wang.fang", PASSWORD);
+    let page = c.get(&format!("/inspections/{ins}"));
+    assert!(!page.body.contains("<image"));
+    assert!(page.headers["content-security-policy"].contains("img-src 'self';"));
+
+    let tiled = TestServer::start_tuned(Default::default(), |st| {
+        st.tiles = Some(std::sync::Arc::new(
+            fieldbook_server::http::console::map::TileSource::parse(
+                "http://127.0.0.1:9/tiles/{z}/{x}/{y}.png",
+            )
+            .unwrap(),
+        ));
+    });
+    tiled.add_user("li.wei", Role::Inspector, &[COUNTY]);
+    tiled.add_user("wang.fang", Role::Supervisor, &[COUNTY]);
+    tiled.add_user("zhou.min", Role::CountyOffice, &[COUNTY]);
+    let mut li = Phone::login(&tiled, "li.wei", "phone-li");
+    let (ins, _) = submitted(&mut li, "张家户厕", "盖板完好");
+    let (c, _) = Console::login(&tiled.url, "wang.fang", PASSWORD);
+    let page = c.get(&format!("/inspections/{ins}"));
+    assert!(
+        page.body
+            .contains("<image href=\"http://127.0.0.1:9/tiles/"),
+        "tiles under the inspection's map"
+    );
+    assert!(page.headers["content-security-policy"].contains("img-src 'self' http://127.0.0.1:9;"));
+    let (office, _) = Console::login(&tiled.url, "zhou.min", PASSWORD);
+    let cov = office.get(&format!("/coverage?area={VILLAGE_TOWNSHIP}"));
+    assert!(
+        cov.body.contains("<image href=\"http://127.0.0.1:9/tiles/"),
+        "and under the sites map"
+    );
+}

@@ -24,6 +24,12 @@ pub struct Args {
     /// Connections open at once; more wait to be accepted.
     #[arg(long, default_value_t = Limits::default().connections)]
     pub max_connections: usize,
+    /// A map tile server for the console's maps, as a URL template with
+    /// {z}, {x} and {y} (for example a 天地图 WMTS tile URL with your key).
+    /// Without it the maps draw on a plain background and the console
+    /// needs nothing outside this server.
+    #[arg(long)]
+    pub tile_url: Option<String>,
 }
 
 /// Creates `dir` if missing and makes it private to this account: the
@@ -79,6 +85,12 @@ async fn stop_signal() {
 }
 
 pub fn run(args: Args) -> Result<()> {
+    let tiles = args
+        .tile_url
+        .as_deref()
+        .map(fieldbook_server::http::console::map::TileSource::parse)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!(e))?;
     let storage = open_storage(&args.data)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -92,8 +104,9 @@ pub fn run(args: Args) -> Result<()> {
             "fieldbook server listening on http://{addr} (data in {})",
             args.data.display()
         );
-        let state = AppState::new(storage, args.data.join("photos"))
+        let mut state = AppState::new(storage, args.data.join("photos"))
             .context("cannot create the photo folder")?;
+        state.tiles = tiles.map(std::sync::Arc::new);
         if let Some(m) = &args.metrics_listen {
             let ml = tokio::net::TcpListener::bind(m)
                 .await

@@ -67,7 +67,9 @@ pub fn app(state: AppState) -> Router {
         )
         .merge(admin::routes())
         .merge(exports::routes())
-        .merge(console::routes())
+        .merge(console::routes(
+            state.tiles.as_ref().map(|t| t.origin().to_owned()),
+        ))
         .layer(axum::middleware::from_fn(
             move |req, next: axum::middleware::Next| {
                 let metrics = metrics.clone();

@@ -57,6 +57,9 @@ pub struct AppState {
     pub body_budget_wait: Duration,
     /// Longest pause between two chunks of a body ([`BODY_IDLE_TIMEOUT`]).
     pub body_idle_timeout: Duration,
+    /// A tile server the console's maps draw on (`serve --tile-url`);
+    /// `None`: plain maps that need nothing outside this server.
+    pub tiles: Option<Arc<crate::http::console::map::TileSource>>,
 }
 
 /// Sync requests worked on at once: two per core keeps one checking or
@@ -85,6 +88,7 @@ impl AppState {
             logins: Arc::new(Limiter::default()),
             body_budget_wait: BODY_BUDGET_WAIT,
             body_idle_timeout: BODY_IDLE_TIMEOUT,
+            tiles: None,
         })
     }
 

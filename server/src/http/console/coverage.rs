@@ -185,6 +185,7 @@ pub async fn page(State(st): State<AppState>, web: Web, Query(v): Query<View>) -
     };
     let (storage, a2, p2) = (st.storage.clone(), area.clone(), period.clone());
     let today = fieldbook_core::model::workflow::china_date(st.now());
+    let tiles = st.tiles.clone();
     let drawn = st
         .db_app(move |_| {
             let _slot = slot;
@@ -198,7 +199,8 @@ pub async fn page(State(st): State<AppState>, web: Web, Query(v): Query<View>) -
                 &mut |_| {},
             )?;
             let village = |code: &str| short_name(code);
-            let map = super::sites_map::draw(src, &a2, &p2, &today, &village, lang)?;
+            let map =
+                super::sites_map::draw(src, &a2, &p2, &today, &village, lang, tiles.as_deref())?;
             Ok((rows, map))
         })
         .await;

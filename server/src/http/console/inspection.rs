@@ -8,6 +8,7 @@
 //! [`fieldbook_core::policy::inspection_steps`] accepts, which tries each
 //! through the same policy.
 
+use super::map::{Frame as MapFrame, Tile, TileSource};
 use super::queue::Filter;
 use super::session::Web;
 use super::{Frame, Lang, china_time, page_error, place_name, render};
@@ -187,6 +188,7 @@ pub struct MapView {
     pub site: Option<(f64, f64)>,
     pub fix: Option<(f64, f64)>,
     pub distance: String,
+    pub tiles: Vec<Tile>,
 }
 
 fn value_text(t: Option<&Checklist>, key: &str, v: &Value, lang: Lang) -> String {
@@ -208,32 +210,26 @@ fn value_text(t: Option<&Checklist>, key: &str, v: &Value, lang: Lang) -> String
     }
 }
 
-/// Projects two points into a 360×220 box with a margin, north up.
-fn map(site: Option<&Site>, ins: &Inspection) -> MapView {
+/// The site's registered position and the inspection's fix in a 360×220
+/// map, north up, on tiles when a tile server is configured.
+fn map(site: Option<&Site>, ins: &Inspection, tiles: Option<&TileSource>) -> MapView {
     let s = site.and_then(|s| s.location);
     let f = ins.location.map(|f| f.point());
     let distance = match (s, f) {
         (Some(a), Some(b)) => format!("{:.0} m", a.distance_m(&b)),
         _ => String::new(),
     };
-    let pts: Vec<_> = [s, f].into_iter().flatten().collect();
-    let (w, h, m) = (360.0, 220.0, 30.0);
-    let project = |p: fieldbook_core::model::GeoPoint| -> (f64, f64) {
-        if pts.len() < 2 {
-            return (w / 2.0, h / 2.0);
-        }
-        let (lat0, lat1) = (pts[0].lat.min(pts[1].lat), pts[0].lat.max(pts[1].lat));
-        let (lon0, lon1) = (pts[0].lon.min(pts[1].lon), pts[0].lon.max(pts[1].lon));
-        let k = lat0.to_radians().cos();
-        let span = ((lon1 - lon0) * k).max(lat1 - lat0).max(1e-6);
-        let x = m + ((p.lon - lon0) * k / span) * (w - 2.0 * m);
-        let y = h - m - ((p.lat - lat0) / span) * (h - 2.0 * m);
-        (x.round(), y.round())
-    };
+    let pts: Vec<(f64, f64)> = [s, f]
+        .into_iter()
+        .flatten()
+        .map(|p| (p.lat, p.lon))
+        .collect();
+    let frame = MapFrame::fit(&pts, 360.0, 220.0, 30.0, tiles);
     MapView {
-        site: s.map(project),
-        fix: f.map(project),
+        site: s.map(|p| frame.at(p.lat, p.lon)),
+        fix: f.map(|p| frame.at(p.lat, p.lon)),
         distance,
+        tiles: frame.tiles,
     }
 }
 
@@ -405,7 +401,7 @@ pub async fn page(
     render(&InspectionPage {
         frame: Frame::new(&web, "/queue"),
         view: f.query_string(),
-        map: map(site.as_ref(), &ins),
+        map: map(site.as_ref(), &ins, st.tiles.as_deref()),
         site_name: site.as_ref().map_or_else(String::new, |s| s.name.clone()),
         site_kind: lang
             .t(ins.site_kind.label_zh(), ins.site_kind.label_en())

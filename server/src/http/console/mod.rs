@@ -20,6 +20,7 @@ pub mod admin;
 pub mod coverage;
 pub mod findings;
 pub mod inspection;
+pub mod map;
 pub mod queue;
 pub mod session;
 pub mod sites_map;
@@ -131,8 +132,16 @@ pub struct CsrfForm {
 const CSS: &str = include_str!("../../../assets/console.css");
 const JS: &str = include_str!("../../../assets/console.js");
 
-/// The console's routes.
-pub fn routes() -> Router<AppState> {
+/// The console's routes; `tile_origin` is the one other origin images may
+/// come from (the configured tile server), if any.
+pub fn routes(tile_origin: Option<String>) -> Router<AppState> {
+    let csp = format!(
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'{}; \
+         connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+        tile_origin.map(|o| format!(" {o}")).unwrap_or_default()
+    );
+    let csp = HeaderValue::from_str(&csp)
+        .unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'"));
     Router::new()
         .route("/", get(home))
         .route("/login", get(login_form).post(session::login))
@@ -162,21 +171,21 @@ pub fn routes() -> Router<AppState> {
             "/assets/console.js",
             get(|| asset(JS, "text/javascript; charset=utf-8")),
         )
-        .layer(axum::middleware::from_fn(headers))
+        .layer(axum::middleware::from_fn(move |req, next| {
+            headers(csp.clone(), req, next)
+        }))
 }
 
 /// Headers on every console response: no inline script, no other origin,
 /// no framing, no sniffing; pages are never cached.
-async fn headers(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+async fn headers(
+    csp: HeaderValue,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
     let mut r = next.run(req).await;
     let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
-             connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
-        ),
-    );
+    h.insert(header::CONTENT_SECURITY_POLICY, csp);
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),

@@ -89,6 +89,8 @@ pub struct SitesMap {
     pub legend: Vec<(&'static str, &'static str, usize)>,
     pub without_position: usize,
     pub too_many: Option<usize>,
+    /// Tiles under the dots, when a tile server is configured.
+    pub tiles: Vec<super::map::Tile>,
 }
 
 struct Site {
@@ -107,6 +109,7 @@ pub fn draw(
     today: &str,
     village_name: &dyn Fn(&str) -> String,
     lang: Lang,
+    tiles: Option<&super::map::TileSource>,
 ) -> Result<SitesMap> {
     // Open findings per site, overdue or not.
     let mut findings: HashMap<String, State> = HashMap::new();
@@ -180,23 +183,9 @@ pub fn draw(
     if sites.is_empty() {
         return Ok(map);
     }
-    let (mut lat0, mut lat1, mut lon0, mut lon1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
-    for s in &sites {
-        lat0 = lat0.min(s.lat);
-        lat1 = lat1.max(s.lat);
-        lon0 = lon0.min(s.lon);
-        lon1 = lon1.max(s.lon);
-    }
-    // Equirectangular at the area's latitude: enough for a county.
-    let k = ((lat0 + lat1) / 2.0).to_radians().cos();
-    let span = ((lon1 - lon0) * k).max(lat1 - lat0).max(1e-4);
-    let scale = ((W - 2.0 * MARGIN) / span).min((H - 2.0 * MARGIN) / span);
-    let at = |lat: f64, lon: f64| {
-        (
-            (MARGIN + (lon - lon0) * k * scale).round(),
-            (H - MARGIN - (lat - lat0) * scale).round(),
-        )
-    };
+    let pts: Vec<(f64, f64)> = sites.iter().map(|s| (s.lat, s.lon)).collect();
+    let frame = super::map::Frame::fit(&pts, W, H, MARGIN, tiles);
+    let at = |lat: f64, lon: f64| frame.at(lat, lon);
     let mut villages: BTreeMap<String, (f64, f64, usize)> = BTreeMap::new();
     // Worse states drawn last, on top.
     sites.sort_by_key(|s| std::cmp::Reverse(s.state));
@@ -226,5 +215,6 @@ pub fn draw(
                 .push(((x / n).round(), (y / n).round(), village_name(&code)));
         }
     }
+    map.tiles = frame.tiles;
     Ok(map)
 }
