@@ -254,7 +254,11 @@ pub async fn page(State(st): State<AppState>, web: Web, Query(v): Query<View>) -
         let n = *at.entry(r.area_code.clone()).or_insert_with(|| {
             children.push(Child {
                 code: r.area_code.clone(),
-                name: r.area_name.clone(),
+                name: if r.level == Level::Village {
+                    short_name(&r.area_code)
+                } else {
+                    r.area_name.clone()
+                },
                 cells: vec![(String::new(), String::new()); ids.len()],
             });
             children.len() - 1
