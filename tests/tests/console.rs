@@ -234,6 +234,17 @@ fn a_return_and_an_approval_in_the_console_reach_the_phone() {
         .collect();
     assert!(parts.windows(2).all(|w| w[0] < w[1]), "{parts:?}");
 
+    // Filtering by township, then by one of its villages.
+    let by_township = c.get(&format!("/queue?area={}", &VILLAGE[..9]));
+    assert!(by_township.body.contains(&id));
+    assert!(
+        by_township
+            .body
+            .contains(&format!("<option value=\"{VILLAGE}\"")),
+        "the township's villages are offered"
+    );
+    assert!(c.get(&format!("/queue?area={VILLAGE}")).body.contains(&id));
+    assert!(!c.get("/queue?area=410324101202").body.contains(&id));
     let r = c.step(&id, "comment", "照片清楚");
     assert_eq!(
         (r.status, r.location()),

@@ -183,8 +183,8 @@ struct QueuePage {
     next: Option<String>,
 }
 
-/// The townships (and, for a user of a few villages, the villages) a
-/// supervisor filters by.
+/// The townships a supervisor filters by and, under the chosen township
+/// (or for a township's own users), its villages.
 fn area_choices(who: &Identity, current: &str) -> Vec<Choice> {
     let d = Divisions::luoyang();
     let mut out = Vec::new();
@@ -207,7 +207,20 @@ fn area_choices(who: &Identity, current: &str) -> Vec<Choice> {
             Some(Level::Village) => d.get(p).into_iter().collect(),
         };
         for a in list {
+            let chosen_township = current.len() >= 9
+                && a.level == Level::Township
+                && current.starts_with(a.code.as_str())
+                && level != Some(Level::Township);
             out.push((a.code.clone(), place_name(&a.code), a.code == current));
+            if chosen_township {
+                for v in d.within(&a.code, Level::Village) {
+                    out.push((
+                        v.code.clone(),
+                        format!("　{}", place_name(&v.code)),
+                        v.code == current,
+                    ));
+                }
+            }
         }
     }
     out
