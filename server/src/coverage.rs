@@ -519,7 +519,7 @@ pub fn write_records(
 }
 
 /// Columns of the findings export.
-pub const FINDING_COLUMNS: [&str; 10] = [
+pub const FINDING_COLUMNS: [&str; 13] = [
     "finding_id",
     "site_id",
     "site_kind",
@@ -527,22 +527,40 @@ pub const FINDING_COLUMNS: [&str; 10] = [
     "village_name",
     "title",
     "status",
+    "responsible",
+    "escalated",
     "deadline",
+    "days_overdue",
     "raised_at",
     "closed_at",
 ];
 
-const FINDING_WIDTHS: [f64; FINDING_COLUMNS.len()] =
-    [38.0, 38.0, 18.0, 14.0, 14.0, 40.0, 12.0, 12.0, 26.0, 26.0];
+const FINDING_WIDTHS: [f64; FINDING_COLUMNS.len()] = [
+    38.0, 38.0, 18.0, 14.0, 14.0, 40.0, 12.0, 24.0, 10.0, 12.0, 12.0, 26.0, 26.0,
+];
+
+/// Whole China days an open finding is past its deadline on `today`
+/// (`YYYY-MM-DD`); `None` when closed, without a deadline, or not late.
+pub fn days_overdue(status: &str, deadline: Option<&str>, today: &str) -> Option<i64> {
+    use fieldbook_core::model::workflow::china_day_start_ms;
+    if status == FindingStatus::Closed.key() {
+        return None;
+    }
+    let (d, t) = (china_day_start_ms(deadline?)?, china_day_start_ms(today)?);
+    let days = (t - d) / 86_400_000;
+    (days > 0).then_some(days)
+}
 
 /// Writes every finding of `area` (rectification orders raised on sites,
 /// with their status, deadline and when they were raised and closed) as a
 /// CSV or XLSX table of [`FINDING_COLUMNS`]; with the records export it is
-/// enough to recompute every indicator. Returns the number of rows.
+/// enough to recompute every indicator. `today` (China date) dates the
+/// days overdue. Returns the number of rows.
 pub fn write_findings(
     src: &dyn Reports,
     divisions: &Divisions,
     area: &str,
+    today: &str,
     format: TableFormat,
     out: impl Write + Send,
     progress: &mut dyn FnMut(u64),
@@ -564,8 +582,15 @@ pub fn write_findings(
             Cell::Text(f.village_code),
             Cell::Text(village),
             Cell::Text(f.title),
-            Cell::Text(f.status),
-            Cell::Text(f.deadline.unwrap_or_default()),
+            Cell::Text(f.status.clone()),
+            Cell::Text(f.responsible.unwrap_or_default()),
+            Cell::Text(if f.escalated { "true" } else { "false" }.into()),
+            Cell::Text(f.deadline.clone().unwrap_or_default()),
+            Cell::Text(
+                days_overdue(&f.status, f.deadline.as_deref(), today)
+                    .map(|d| d.to_string())
+                    .unwrap_or_default(),
+            ),
             Cell::Text(iso(Some(f.raised_at))),
             Cell::Text(iso(f.closed_at)),
         ];

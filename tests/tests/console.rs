@@ -497,6 +497,24 @@ fn a_finding_raised_in_the_console_is_followed_to_closure_with_the_phone() {
         "a deadline in the past is overdue on the phone too"
     );
 
+    // The findings export carries the responsible unit, escalation and
+    // the days overdue.
+    let (office, _) = Console::login(&server.url, "zhou.min", PASSWORD);
+    let (status, csv) = office.get_bytes(&format!(
+        "/console/exports/findings?format=csv&area={COUNTY}"
+    ));
+    assert_eq!(status, 200);
+    let csv = String::from_utf8(csv).unwrap();
+    let mut rdr = csv::Reader::from_reader(csv.trim_start_matches('\u{feff}').as_bytes());
+    let head = rdr.headers().unwrap().clone();
+    let row = rdr.records().next().unwrap().unwrap();
+    let col = |name: &str| &row[head.iter().position(|h| h == name).unwrap()];
+    assert_eq!(col("responsible"), "赤土店镇竹园村村委会");
+    assert_eq!(col("escalated"), "false");
+    assert!(
+        col("days_overdue").parse::<i64>().unwrap() > 2000,
+        "since 2020-01-31"
+    );
     // The board lists it as overdue; a supervisor of another county and
     // the county office (read-only) get no steps.
     let board = c.get("/findings?overdue=1");
@@ -504,7 +522,6 @@ fn a_finding_raised_in_the_console_is_followed_to_closure_with_the_phone() {
     let (other, _) = Console::login(&server.url, "zhao.lei", PASSWORD);
     assert_eq!(other.get(&format!("/findings/{id}")).status, 403);
     assert!(!other.get("/findings").body.contains(&id));
-    let (office, _) = Console::login(&server.url, "zhou.min", PASSWORD);
     let office_page = office.get(&format!("/findings/{id}"));
     assert_eq!(office_page.status, 200);
     assert!(!office_page.body.contains(&format!("/findings/{id}/close")));

@@ -495,6 +495,7 @@ fn every_indicator_matches_a_recomputation_from_the_exports() {
                 storage,
                 Divisions::luoyang(),
                 COUNTY,
+                "2026-12-01",
                 format,
                 &mut bytes,
                 &mut |_| {},

@@ -270,10 +270,14 @@ pub fn run(args: Args) -> Result<()> {
             let file = std::fs::File::create(&common.out)
                 .with_context(|| format!("cannot create {}", common.out.display()))?;
             let writing = ProgressLine::new("findings written");
+            let today = fieldbook_core::model::workflow::china_date(
+                fieldbook_core::store::system_clock()(),
+            );
             let n = coverage::write_findings(
                 storage.as_ref(),
                 Divisions::luoyang(),
                 &common.area,
+                &today,
                 format,
                 file,
                 &mut |n| writing.tick(n),

@@ -389,15 +389,17 @@ pub(crate) async fn findings_file(
     )
     .await?;
     let slot = export_slot(&st).await?;
+    let today = china_date(st.now());
     Ok(stream(
         slot,
         format.content_type(),
-        format!("findings-{area}.{}", format.extension()),
+        format!("findings-{area}-{today}.{}", format.extension()),
         move |w| {
             coverage::write_findings(
                 storage.as_ref() as &dyn crate::storage::reports::Reports,
                 Divisions::luoyang(),
                 &area,
+                &today,
                 format,
                 w,
                 &mut |_| {},

@@ -53,6 +53,10 @@ pub struct FindingRow {
     pub title: String,
     pub status: String,
     pub deadline: Option<String>,
+    /// The responsible unit named on raising or assignment (责任单位).
+    pub responsible: Option<String>,
+    /// Escalated (督办).
+    pub escalated: bool,
     pub raised_at: i64,
     pub closed_at: Option<i64>,
 }

@@ -127,7 +127,7 @@ impl Reports for SqliteStorage {
         let conn = self.report_reader();
         let mut stmt = conn.prepare(
             "SELECT id, site_id, site_kind, village_code, title, status, deadline,
-                    raised_at, closed_at
+                    raised_at, closed_at, responsible, escalated
              FROM findings WHERE village_code >= ?1 AND village_code < ?2
              ORDER BY id",
         )?;
@@ -143,6 +143,8 @@ impl Reports for SqliteStorage {
                 deadline: r.get(6)?,
                 raised_at: r.get(7)?,
                 closed_at: r.get(8)?,
+                responsible: r.get(9)?,
+                escalated: r.get::<_, i64>(10)? != 0,
             })?;
         }
         Ok(())
