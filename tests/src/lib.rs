@@ -10,6 +10,7 @@
 
 pub mod console;
 pub mod fuzz_entry;
+pub mod hostile;
 pub mod simulation;
 
 use fieldbook_core::model::Role;
