@@ -111,6 +111,8 @@ use std::sync::OnceLock;
 mod eval;
 mod parse;
 #[cfg(test)]
+mod parse_tests;
+#[cfg(test)]
 mod tests;
 
 use eval::*;
