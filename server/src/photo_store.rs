@@ -216,11 +216,15 @@ impl PhotoStore {
             ..Default::default()
         };
         let small = fieldbook_core::photo::compress(&original, &options).ok()?;
-        // A lost race writes the same bytes twice; the rename is atomic.
+        // Each maker writes its own file and renames it into place, so two
+        // requests making the same thumbnail at once never let a reader see
+        // a half-written one.
+        static MADE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let _ = std::fs::create_dir_all(&dir);
-        let tmp = dir.join(format!("{h}.{}.tmp", std::process::id()));
-        if std::fs::write(&tmp, &small.jpeg).is_ok() {
-            let _ = std::fs::rename(&tmp, &path);
+        let tmp = dir.join(format!("{h}.{}.{n}.tmp", std::process::id()));
+        if std::fs::write(&tmp, &small.jpeg).is_err() || std::fs::rename(&tmp, &path).is_err() {
+            let _ = std::fs::remove_file(&tmp);
         }
         Some(small.jpeg)
     }
